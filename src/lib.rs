@@ -1,0 +1,11 @@
+//! `mpc`: secure multi-party computation of Garble programs over HTTP.
+//!
+//! Data flows one way: [`cli`] → [`program`] + [`channel`] → [`engine`]. The engine
+//! never knows about HTTP; it only talks to a [`channel::Channel`].
+
+pub mod channel;
+pub mod cli;
+pub mod engine;
+pub mod program;
+pub mod progress;
+pub mod relay;
