@@ -6,6 +6,7 @@
 pub mod channel;
 pub mod cli;
 pub mod engine;
+pub mod local;
 pub mod program;
 pub mod progress;
 pub mod relay;

@@ -1,1 +1,129 @@
-//! placeholder
+//! The protocol engine: multi-party authenticated garbling (WRK17) as protocol.md specifies.
+//! It knows nothing of HTTP: it drives a [`crate::channel::Channel`].
+
+pub mod garble;
+pub mod preprocess;
+pub mod protocol;
+pub mod share;
+
+use std::time::Duration;
+
+use bytes::Bytes;
+use futures_util::future::{try_join, try_join_all};
+use thiserror::Error;
+
+use crate::channel::{Channel, ChannelError, Phase};
+
+pub use protocol::{PartyConfig, PartyOutcome, run_party};
+
+/// Everything that stops the protocol. Every variant says which check or peer failed.
+#[derive(Debug, Error)]
+pub enum EngineError {
+    /// The channel failed: timeout, lost peer, a peer's abort notice, transport error.
+    #[error(transparent)]
+    Channel(#[from] ChannelError),
+    /// The parties disagree about the computation.
+    #[error("handshake failed: {0}")]
+    Handshake(String),
+    /// A cryptographic check failed: someone cheated or a message was altered in transit.
+    #[error(
+        "{check} failed on a message from {peer}: {detail} (a party cheated or the message was altered in transit)"
+    )]
+    Check {
+        /// The check that failed, e.g. "Beaver opening MAC check".
+        check: &'static str,
+        /// The peer whose message failed it.
+        peer: String,
+        /// Specifics (gate, bit).
+        detail: String,
+    },
+    /// A message of the wrong size or shape.
+    #[error("malformed '{phase}' message from {peer}: {detail}")]
+    Malformed {
+        /// Its sender.
+        peer: String,
+        /// Its phase.
+        phase: Phase,
+        /// What is wrong with it.
+        detail: String,
+    },
+    /// The dealer refused the request or sent something unusable.
+    #[error("dealer: {0}")]
+    Dealer(String),
+    /// The local setup is unusable (circuit, index, input size).
+    #[error("{0}")]
+    Setup(String),
+}
+
+impl EngineError {
+    /// Whether this error was caused by a peer's abort notice (so we need not forward it).
+    pub fn is_peer_abort(&self) -> bool {
+        matches!(self, EngineError::Channel(ChannelError::PeerAborted { .. }))
+    }
+}
+
+/// Receives progress reports; the CLI draws them, tests ignore them.
+pub trait Progress: Send + Sync {
+    /// A new phase starts with `total` units of work (0 when unknown).
+    fn phase(&self, name: &str, total: u64);
+    /// `delta` units of the current phase are done.
+    fn advance(&self, delta: u64);
+    /// The current phase is finished.
+    fn finish(&self);
+}
+
+/// A [`Progress`] that ignores everything.
+pub struct NoProgress;
+
+impl Progress for NoProgress {
+    fn phase(&self, _: &str, _: u64) {}
+    fn advance(&self, _: u64) {}
+    fn finish(&self) {}
+}
+
+/// Time spent in one phase.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct PhaseTime {
+    /// Phase name.
+    pub phase: String,
+    /// Wall time in seconds.
+    pub secs: f64,
+}
+
+/// Figures about one run, for `--format json` and benchmarks.
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct Stats {
+    /// AND gates evaluated.
+    pub and_gates: u64,
+    /// Payload bytes this endpoint sent.
+    pub bytes_sent: u64,
+    /// Wall time per phase.
+    pub phases: Vec<PhaseTime>,
+}
+
+impl Stats {
+    pub(crate) fn record(&mut self, phase: &str, took: Duration) {
+        self.phases.push(PhaseTime {
+            phase: phase.to_string(),
+            secs: took.as_secs_f64(),
+        });
+    }
+}
+
+/// Sends `outgoing` and receives one message from each of `incoming`, all concurrently (so
+/// large messages in both directions cannot deadlock); results follow `incoming`'s order.
+pub(crate) async fn exchange<C: Channel>(
+    ch: &C,
+    phase: Phase,
+    outgoing: Vec<(usize, Bytes)>,
+    incoming: &[usize],
+) -> Result<Vec<Bytes>, EngineError> {
+    let sends = try_join_all(
+        outgoing
+            .into_iter()
+            .map(|(to, data)| ch.send(to, phase, data)),
+    );
+    let recvs = try_join_all(incoming.iter().map(|&from| ch.recv(from, phase)));
+    let (_, received) = try_join(sends, recvs).await?;
+    Ok(received)
+}

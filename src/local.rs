@@ -1,0 +1,118 @@
+//! Runs every party and the dealer of a session in one process over the in-memory channel:
+//! `mpc run`, the protocol tests and the benchmarks use it.
+
+use std::time::Duration;
+
+use garble_lang::register_circuit::Circuit;
+
+use crate::channel::Channel;
+use crate::channel::memory::memory_channels;
+use crate::engine::preprocess::SourceKind;
+use crate::engine::preprocess::dealer::run_dealer;
+use crate::engine::{EngineError, NoProgress, PartyConfig, PartyOutcome, run_party};
+
+/// How a local session is set up.
+#[derive(Debug, Clone)]
+pub struct LocalOptions {
+    /// Where the correlated randomness comes from.
+    pub source: SourceKind,
+    /// The evaluator's index.
+    pub evaluator: usize,
+    /// AND gates per chunk.
+    pub chunk_ands: usize,
+    /// Receive timeout.
+    pub timeout: Duration,
+}
+
+impl Default for LocalOptions {
+    fn default() -> Self {
+        Self {
+            source: SourceKind::Dealer,
+            evaluator: 0,
+            chunk_ands: crate::engine::protocol::DEFAULT_CHUNK_ANDS,
+            timeout: Duration::from_secs(60),
+        }
+    }
+}
+
+/// Runs all parties (one input bit vector each) and, for [`SourceKind::Dealer`], the
+/// dealer, concurrently; returns every party's outcome in party order.
+pub async fn run_local(
+    circuit: &Circuit,
+    program_hash: [u8; 32],
+    inputs: &[Vec<bool>],
+    opts: &LocalOptions,
+) -> Result<Vec<PartyOutcome>, EngineError> {
+    let n = inputs.len();
+    let with_dealer = opts.source == SourceKind::Dealer;
+    let peers = if with_dealer { n + 1 } else { n };
+    let mut channels = memory_channels(peers, n, opts.timeout);
+    let dealer_channel = if with_dealer { channels.pop() } else { None };
+    run_local_with(circuit, program_hash, inputs, opts, channels, dealer_channel).await
+}
+
+/// Like [`run_local`], over channels the caller made (tests wrap some of them, e.g. to
+/// tamper with messages).
+pub async fn run_local_with<C: Channel, D: Channel>(
+    circuit: &Circuit,
+    program_hash: [u8; 32],
+    inputs: &[Vec<bool>],
+    opts: &LocalOptions,
+    channels: Vec<C>,
+    dealer_channel: Option<D>,
+) -> Result<Vec<PartyOutcome>, EngineError> {
+    let n = inputs.len();
+    let parties = channels.into_iter().enumerate().map(|(me, ch)| {
+        let cfg = PartyConfig {
+            me,
+            parties: n,
+            evaluator: opts.evaluator,
+            program_hash,
+            source: opts.source,
+            chunk_ands: opts.chunk_ands,
+        };
+        let input = &inputs[me];
+        async move {
+            let result = run_party(&ch, &cfg, circuit, input, &NoProgress).await;
+            if let Err(e) = &result {
+                if !e.is_peer_abort() {
+                    ch.abort(&e.to_string()).await;
+                }
+            }
+            result
+        }
+    });
+    let dealer = async {
+        match &dealer_channel {
+            Some(ch) => {
+                let result = run_dealer(ch, n, &NoProgress).await.map(|_| ());
+                if let Err(e) = &result {
+                    if !e.is_peer_abort() {
+                        ch.abort(&e.to_string()).await;
+                    }
+                }
+                result
+            }
+            None => Ok(()),
+        }
+    };
+    let (results, dealt) = tokio::join!(futures_util::future::join_all(parties), dealer);
+    let mut outcomes = Vec::with_capacity(n);
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(o) => outcomes.push(o),
+            Err(e) => {
+                // Prefer the error that names a failed check over the echoes of aborts.
+                if first_err.as_ref().is_none_or(|f: &EngineError| f.is_peer_abort() && !e.is_peer_abort()) {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    if let Some(e) = first_err {
+        return Err(e);
+    }
+    dealt?;
+    Ok(outcomes)
+}
