@@ -1,0 +1,168 @@
+//! `mpc party`: one computing party. Compiles the program, joins the session, runs the
+//! protocol with the others and prints the result alone on stdout.
+
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use crate::channel::relay::RelayTransport;
+use crate::channel::{Channel, Framed};
+use crate::engine::preprocess::SourceKind;
+use crate::engine::protocol::DEFAULT_CHUNK_ANDS;
+use crate::engine::{PartyConfig, run_party};
+use crate::program::{Outcome, Program};
+use crate::progress::StderrProgress;
+
+use super::{Failure, Format, exit, parse_secs};
+
+/// Arguments of `mpc party`.
+#[derive(clap::Args, Debug)]
+pub struct PartyArgs {
+    /// URL of the relay (`mpc serve`), e.g. http://127.0.0.1:8000.
+    pub url: String,
+    /// Session name (shared by all parties of one computation).
+    #[arg(long)]
+    pub session: String,
+    /// The program: Garble source (`.garble.rs`) or a Bristol Fashion circuit.
+    #[arg(long)]
+    pub program: PathBuf,
+    /// This party's index (0-based): which parameter of `main` it provides.
+    #[arg(long)]
+    pub party: usize,
+    /// This party's input: a Garble literal of its parameter's type (e.g. `2u32`), or hex
+    /// for a Bristol circuit.
+    #[arg(long)]
+    pub input: String,
+    /// The evaluating party (all parties must agree).
+    #[arg(long, default_value_t = 0)]
+    pub evaluator: usize,
+    /// How long to wait for the other parties and for each message, in seconds.
+    #[arg(long, default_value = "300", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// Output format on stdout.
+    #[arg(long, value_enum, default_value = "text")]
+    pub format: Format,
+    /// AND gates per streamed chunk (memory vs. round trips; all parties must agree).
+    #[arg(long, default_value_t = DEFAULT_CHUNK_ANDS, hide = true)]
+    pub chunk_ands: usize,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs one party.
+pub async fn run(args: PartyArgs) -> Result<(), Failure> {
+    let who = format!("party {}", args.party);
+    let progress = StderrProgress::new(&who, args.quiet);
+    let (program, report) = Program::load_with_cache(&args.program, None)
+        .map_err(Failure::usage)?;
+    progress.note(&format!(
+        "{} {} in {:.3} s",
+        if report.from_cache { "loaded cached" } else { "compiled" },
+        args.program.display(),
+        report.elapsed.as_secs_f64()
+    ));
+    let n = program.parties();
+    if args.party >= n {
+        return Err(Failure::usage(format!(
+            "--party {} does not exist: {} takes inputs from {n} parties (0..{})",
+            args.party,
+            args.program.display(),
+            n - 1
+        )));
+    }
+    if args.evaluator >= n {
+        return Err(Failure::usage(format!(
+            "--evaluator {} does not exist in a session of {n} parties",
+            args.evaluator
+        )));
+    }
+    if args.chunk_ands == 0 {
+        return Err(Failure::usage("--chunk-ands must be at least 1"));
+    }
+    let input = program
+        .parse_input(args.party, &args.input)
+        .map_err(Failure::usage)?;
+
+    let deadline = Instant::now() + args.timeout;
+    let transport = RelayTransport::join(&args.url, &args.session, args.party, n, args.timeout)
+        .await
+        .map_err(Failure::protocol)?;
+    progress.waiting(&format!(
+        "waiting for the parties and the dealer of session '{}'",
+        args.session
+    ));
+    let waited = transport
+        .wait_for(n, true, deadline, |joined| {
+            progress.waiting(&format!(
+                "session '{}': {joined}/{} joined (parties and dealer)",
+                args.session,
+                n + 1
+            ))
+        })
+        .await;
+    progress.clear();
+    if let Err(e) = waited {
+        transport.leave().await;
+        return Err(Failure::protocol(e));
+    }
+
+    let ch = Framed::new(transport, args.party, n + 1, n, args.timeout);
+    let cfg = PartyConfig {
+        me: args.party,
+        parties: n,
+        evaluator: args.evaluator,
+        program_hash: program.hash(),
+        source: SourceKind::Dealer,
+        chunk_ands: args.chunk_ands,
+    };
+    let started = Instant::now();
+    let result = run_party(&ch, &cfg, program.circuit(), &input, &progress).await;
+    progress.clear();
+    let outcome = match result {
+        Ok(outcome) => outcome,
+        Err(e) => {
+            if !e.is_peer_abort() {
+                ch.abort(&format!("party {} stopped: {e}", args.party)).await;
+            }
+            ch.transport().leave().await;
+            return Err(Failure::protocol(e));
+        }
+    };
+    ch.transport().leave().await;
+    let elapsed = started.elapsed();
+    progress.note(&format!(
+        "computed {} AND gates in {:.3} s, sent {} bytes",
+        outcome.stats.and_gates,
+        elapsed.as_secs_f64(),
+        outcome.stats.bytes_sent
+    ));
+    let formatted = program
+        .format_output(&outcome.output)
+        .map_err(Failure::protocol)?;
+    print_outcome(&formatted, args.format, Some(args.party), &outcome.stats)
+}
+
+/// Prints a result on stdout (or a panic on stderr, exiting 70).
+pub fn print_outcome(
+    outcome: &Outcome,
+    format: Format,
+    party: Option<usize>,
+    stats: &crate::engine::Stats,
+) -> Result<(), Failure> {
+    match outcome {
+        Outcome::Value(v) => {
+            match format {
+                Format::Text => println!("{v}"),
+                Format::Json => {
+                    let json = serde_json::json!({ "result": v, "party": party, "stats": stats });
+                    println!("{json}");
+                }
+            }
+            Ok(())
+        }
+        Outcome::Panic(p) => Err(Failure {
+            code: exit::PANIC,
+            message: p.trim_end().to_string(),
+        }),
+    }
+}

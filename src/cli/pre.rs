@@ -1,0 +1,82 @@
+//! `mpc pre`: the trusted dealer. Joins a session on the relay, waits for the parties, deals
+//! their correlated randomness and exits.
+
+use std::time::{Duration, Instant};
+
+use crate::channel::relay::RelayTransport;
+use crate::channel::{Channel, Framed};
+use crate::engine::preprocess::dealer::run_dealer;
+use crate::progress::StderrProgress;
+
+use super::{Failure, parse_secs};
+
+/// Arguments of `mpc pre`.
+#[derive(clap::Args, Debug)]
+pub struct PreArgs {
+    /// URL of the relay (`mpc serve`), e.g. http://127.0.0.1:8000.
+    pub url: String,
+    /// Session name (shared by all parties of one computation).
+    #[arg(long)]
+    pub session: String,
+    /// Number of computing parties.
+    #[arg(long)]
+    pub parties: usize,
+    /// How long to wait for the parties and for each message, in seconds.
+    #[arg(long, default_value = "300", value_parser = parse_secs)]
+    pub timeout: Duration,
+    /// No progress output on stderr.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+/// Runs the dealer.
+pub async fn run(args: PreArgs) -> Result<(), Failure> {
+    if args.parties < 2 {
+        return Err(Failure::usage(format!(
+            "--parties must be at least 2, not {}",
+            args.parties
+        )));
+    }
+    let n = args.parties;
+    let progress = StderrProgress::new("dealer", args.quiet);
+    let deadline = Instant::now() + args.timeout;
+    let transport = RelayTransport::join(&args.url, &args.session, n, n, args.timeout)
+        .await
+        .map_err(Failure::protocol)?;
+    progress.waiting(&format!("waiting for {n} parties in session '{}'", args.session));
+    transport
+        .wait_for(n, false, deadline, |joined| {
+            progress.waiting(&format!(
+                "waiting for parties in session '{}': {joined}/{n} joined",
+                args.session
+            ))
+        })
+        .await
+        .map_err(Failure::protocol)?;
+    progress.clear();
+    let ch = Framed::new(transport, n, n + 1, n, args.timeout);
+    let started = Instant::now();
+    let result = run_dealer(&ch, n, &progress).await;
+    progress.clear();
+    match result {
+        Ok(summary) => {
+            progress.note(&format!(
+                "dealt {} AND triples and {} input bits to {} parties ({} bytes) in {:.3} s",
+                summary.ands,
+                summary.inputs,
+                summary.parties,
+                summary.bytes_sent,
+                started.elapsed().as_secs_f64()
+            ));
+            ch.transport().leave().await;
+            Ok(())
+        }
+        Err(e) => {
+            if !e.is_peer_abort() {
+                ch.abort(&format!("the dealer stopped: {e}")).await;
+            }
+            ch.transport().leave().await;
+            Err(Failure::protocol(e))
+        }
+    }
+}
