@@ -52,7 +52,7 @@ pub async fn run_local(
 }
 
 /// Like [`run_local`], over channels the caller made (tests wrap some of them, e.g. to
-/// tamper with messages).
+/// tamper with messages). Fails with the most telling error when any endpoint fails.
 pub async fn run_local_with<C: Channel, D: Channel>(
     circuit: &Circuit,
     program_hash: [u8; 32],
@@ -61,6 +61,44 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     channels: Vec<C>,
     dealer_channel: Option<D>,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
+    let (results, dealt) =
+        run_local_each(circuit, program_hash, inputs, opts, channels, dealer_channel).await;
+    let mut outcomes = Vec::with_capacity(results.len());
+    let mut first_err: Option<EngineError> = None;
+    for r in results.into_iter().chain(std::iter::once(dealt.map(|_| None))) {
+        match r {
+            Ok(Some(o)) => outcomes.push(o),
+            Ok(None) => {}
+            Err(e) => {
+                // Prefer the error that names a failed check over the echoes of aborts.
+                if first_err
+                    .as_ref()
+                    .is_none_or(|f| f.is_peer_abort() && !e.is_peer_abort())
+                {
+                    first_err = Some(e);
+                }
+            }
+        }
+    }
+    match first_err {
+        Some(e) => Err(e),
+        None => Ok(outcomes),
+    }
+}
+
+/// Runs every endpoint and returns each party's own result and the dealer's, so that tests
+/// can check that no party ever accepts a wrong output.
+pub async fn run_local_each<C: Channel, D: Channel>(
+    circuit: &Circuit,
+    program_hash: [u8; 32],
+    inputs: &[Vec<bool>],
+    opts: &LocalOptions,
+    channels: Vec<C>,
+    dealer_channel: Option<D>,
+) -> (
+    Vec<Result<Option<PartyOutcome>, EngineError>>,
+    Result<(), EngineError>,
+) {
     let n = inputs.len();
     let parties = channels.into_iter().enumerate().map(|(me, ch)| {
         let cfg = PartyConfig {
@@ -75,11 +113,9 @@ pub async fn run_local_with<C: Channel, D: Channel>(
         async move {
             let result = run_party(&ch, &cfg, circuit, input, &NoProgress).await;
             if let Err(e) = &result {
-                if !e.is_peer_abort() {
-                    ch.abort(&e.to_string()).await;
-                }
+                ch.abort(&e.to_string()).await;
             }
-            result
+            result.map(Some)
         }
     });
     let dealer = async {
@@ -87,32 +123,12 @@ pub async fn run_local_with<C: Channel, D: Channel>(
             Some(ch) => {
                 let result = run_dealer(ch, n, &NoProgress).await.map(|_| ());
                 if let Err(e) = &result {
-                    if !e.is_peer_abort() {
-                        ch.abort(&e.to_string()).await;
-                    }
+                    ch.abort(&e.to_string()).await;
                 }
                 result
             }
             None => Ok(()),
         }
     };
-    let (results, dealt) = tokio::join!(futures_util::future::join_all(parties), dealer);
-    let mut outcomes = Vec::with_capacity(n);
-    let mut first_err = None;
-    for r in results {
-        match r {
-            Ok(o) => outcomes.push(o),
-            Err(e) => {
-                // Prefer the error that names a failed check over the echoes of aborts.
-                if first_err.as_ref().is_none_or(|f: &EngineError| f.is_peer_abort() && !e.is_peer_abort()) {
-                    first_err = Some(e);
-                }
-            }
-        }
-    }
-    if let Some(e) = first_err {
-        return Err(e);
-    }
-    dealt?;
-    Ok(outcomes)
+    tokio::join!(futures_util::future::join_all(parties), dealer)
 }

@@ -489,3 +489,40 @@ impl<T: Transport> Channel for Framed<T> {
         self.sent.load(Ordering::Relaxed)
     }
 }
+
+/// A shared reference to a channel is a channel (so callers can keep ownership, e.g. to
+/// inspect a test channel after a run).
+impl<C: Channel> Channel for &C {
+    fn me(&self) -> usize {
+        (**self).me()
+    }
+
+    fn peers(&self) -> usize {
+        (**self).peers()
+    }
+
+    fn send(
+        &self,
+        to: usize,
+        phase: Phase,
+        data: Bytes,
+    ) -> impl Future<Output = Result<(), ChannelError>> + Send {
+        (**self).send(to, phase, data)
+    }
+
+    fn recv(
+        &self,
+        from: usize,
+        phase: Phase,
+    ) -> impl Future<Output = Result<Bytes, ChannelError>> + Send {
+        (**self).recv(from, phase)
+    }
+
+    fn abort(&self, reason: &str) -> impl Future<Output = ()> + Send {
+        (**self).abort(reason)
+    }
+
+    fn bytes_sent(&self) -> u64 {
+        (**self).bytes_sent()
+    }
+}

@@ -121,9 +121,7 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
-            if !e.is_peer_abort() {
-                ch.abort(&format!("party {} stopped: {e}", args.party)).await;
-            }
+            ch.abort(&format!("party {} stopped: {e}", args.party)).await;
             ch.transport().leave().await;
             return Err(Failure::protocol(e));
         }

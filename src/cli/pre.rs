@@ -72,9 +72,7 @@ pub async fn run(args: PreArgs) -> Result<(), Failure> {
             Ok(())
         }
         Err(e) => {
-            if !e.is_peer_abort() {
-                ch.abort(&format!("the dealer stopped: {e}")).await;
-            }
+            ch.abort(&format!("the dealer stopped: {e}")).await;
             ch.transport().leave().await;
             Err(Failure::protocol(e))
         }

@@ -1,0 +1,68 @@
+//! `mpc check PROGRAM`: compiles (or loads from the cache) a Garble program or Bristol
+//! circuit and prints, per party, its parameter name, type and bits, then the output type,
+//! the gate counts, the register count, the program hash and how long loading took.
+
+use std::path::PathBuf;
+
+use crate::program::{Program, Summary};
+
+/// Arguments of `mpc check`.
+#[derive(clap::Args, Debug)]
+pub struct CheckArgs {
+    /// The program: Garble source (`*.garble.rs`) or a Bristol Fashion circuit (`*.txt`,
+    /// `*.bristol`).
+    pub program: PathBuf,
+}
+
+/// Runs `mpc check`: prints the program's summary on stdout, or fails with garble's pretty
+/// compile error.
+pub fn run(args: CheckArgs) -> anyhow::Result<()> {
+    let (program, report) =
+        Program::load_with_cache(&args.program, None).map_err(anyhow::Error::new)?;
+    let how = if report.from_cache {
+        "loaded from the compile cache"
+    } else {
+        "compiled"
+    };
+    let text = render(&program.summary(), &hex::encode(program.hash()));
+    print!("{text}");
+    println!(
+        "  load time: {:.3} s ({how})",
+        report.elapsed.as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Formats a summary as the lines that `mpc check` prints (without the load time).
+pub fn render(summary: &Summary, hash_hex: &str) -> String {
+    let mut out = format!(
+        "{}: {} for {} parties\n",
+        summary.path.display(),
+        summary.kind,
+        summary.parties.len()
+    );
+    for (i, party) in summary.parties.iter().enumerate() {
+        out.push_str(&format!(
+            "  party {i}: {}: {} ({} bits)\n",
+            party.name, party.ty, party.bits
+        ));
+    }
+    if summary.panic_bits > 0 {
+        out.push_str(&format!(
+            "  output: {} ({} bits, plus {} bits of panic information)\n",
+            summary.output_type, summary.output_bits, summary.panic_bits
+        ));
+    } else {
+        out.push_str(&format!(
+            "  output: {} ({} bits)\n",
+            summary.output_type, summary.output_bits
+        ));
+    }
+    out.push_str(&format!(
+        "  gates: {} AND, {} XOR, {} NOT\n",
+        summary.and_gates, summary.xor_gates, summary.not_gates
+    ));
+    out.push_str(&format!("  registers: {}\n", summary.max_registers));
+    out.push_str(&format!("  hash: {hash_hex}\n"));
+    out
+}

@@ -1,0 +1,85 @@
+//! `mpc serve`: run the relay that routes messages between the parties of many sessions.
+
+use std::net::SocketAddr;
+use std::time::Duration;
+
+use anyhow::Context;
+
+use crate::relay::{self, RelayConfig};
+
+/// Options of `mpc serve`.
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// Address to listen on.
+    #[arg(long, env = "SOCKET_ADDRESS", default_value = "127.0.0.1:8000")]
+    pub listen: SocketAddr,
+
+    /// Remove a session after this many seconds without requests.
+    #[arg(long, value_name = "SECS", default_value_t = 600)]
+    pub session_ttl: u64,
+
+    /// Largest message accepted, in bytes (larger: 413).
+    #[arg(long, value_name = "BYTES", default_value_t = 16 << 20)]
+    pub max_message: usize,
+
+    /// Most bytes queued from one party to another (beyond: 429, the sender retries).
+    #[arg(long, value_name = "BYTES", default_value_t = 256 << 20)]
+    pub max_queue: usize,
+
+    /// Most bytes queued in one session.
+    #[arg(long, value_name = "BYTES", default_value_t = 1 << 30)]
+    pub max_session: usize,
+
+    /// Most bytes the relay holds in total.
+    #[arg(long, value_name = "BYTES", default_value_t = 4 << 30)]
+    pub max_total: usize,
+
+    /// Report a party lost after this many seconds without contact.
+    #[arg(long, value_name = "SECS", default_value_t = 5.0)]
+    pub lost_after: f64,
+}
+
+impl ServeArgs {
+    /// The relay configuration these options describe.
+    pub fn config(&self) -> anyhow::Result<RelayConfig> {
+        if !self.lost_after.is_finite() || self.lost_after <= 0.0 {
+            anyhow::bail!(
+                "--lost-after must be a positive number of seconds, got {}",
+                self.lost_after
+            );
+        }
+        Ok(RelayConfig {
+            listen: self.listen,
+            session_ttl: Duration::from_secs(self.session_ttl),
+            max_message: self.max_message,
+            max_queue: self.max_queue,
+            max_session: self.max_session,
+            max_total: self.max_total,
+            lost_after: Duration::from_secs_f64(self.lost_after.min(1e9)),
+        })
+    }
+}
+
+/// Serves until Ctrl-C.
+pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
+    let config = args.config()?;
+    let relay = relay::bind(config.clone()).await?;
+    eprintln!(
+        "mpc relay {} listening on http://{} (message limit {} bytes, sessions expire after {} s idle)",
+        env!("CARGO_PKG_VERSION"),
+        relay.local_addr(),
+        config.max_message,
+        config.session_ttl.as_secs()
+    );
+    relay
+        .run(async {
+            if let Err(err) = tokio::signal::ctrl_c().await {
+                tracing::warn!("cannot listen for Ctrl-C ({err}); stop the relay another way");
+                std::future::pending::<()>().await;
+            }
+        })
+        .await
+        .context("the relay stopped")?;
+    eprintln!("mpc relay stopped");
+    Ok(())
+}
