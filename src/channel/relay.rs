@@ -1,1 +1,560 @@
 //! Client of `mpc serve`: join a session, wait for the others, send and long-poll receive.
+//!
+//! [`RelayTransport`] implements [`Transport`]: peer `i < parties` is the relay seat `"i"`,
+//! peer `parties` is the seat `"dealer"`. Every frame is sent with its per-pair sequence
+//! number (`?seq=N`), so a retried send is ignored by the relay if it already arrived, and
+//! every receive asks for one numbered frame (`?seq=N&wait=SECS`), which also acknowledges
+//! the frames before it; a response lost on the way is simply asked for again. Together this
+//! gives exactly-once, in-order delivery per pair across retries and dropped connections.
+//!
+//! The message path never sleeps on a fixed interval: receives long-poll, and backoff (with
+//! jitter) only follows errors or a relay that asks the sender to slow down (429).
+
+use std::error::Error as StdError;
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use reqwest::{Client, StatusCode, Url};
+use serde::Deserialize;
+use tokio::task::AbortHandle;
+
+use super::{ChannelError, PeerNames, Transport};
+
+/// Header carrying the client id that owns a seat (see the relay's join route).
+const CLIENT_HEADER: &str = "x-mpc-client";
+
+/// Longest long-poll asked of the relay in one request.
+const MAX_POLL: Duration = Duration::from_secs(20);
+
+/// Extra time granted to a long-poll request beyond its wait, for the network.
+const POLL_SLACK: Duration = Duration::from_secs(10);
+
+/// Timeout of requests that should answer at once (join, heartbeat, session detail).
+const QUICK_REQUEST: Duration = Duration::from_secs(10);
+
+/// Interval between heartbeats (repeated joins) that tell the relay we are alive.
+const HEARTBEAT: Duration = Duration::from_secs(1);
+
+/// Interval between looks at the session while waiting for the others to join.
+const JOIN_POLL: Duration = Duration::from_millis(100);
+
+/// First and largest delay between retries after an error.
+const BACKOFF_START: Duration = Duration::from_millis(5);
+const BACKOFF_CAP: Duration = Duration::from_secs(1);
+
+/// A session of the relay joined as one seat; see the module documentation.
+pub struct RelayTransport {
+    client: Client,
+    base: Url,
+    session: String,
+    me: usize,
+    parties: usize,
+    names: PeerNames,
+    client_id: String,
+    timeout: Duration,
+    /// `send_urls[j]`: where frames to peer j go.
+    send_urls: Vec<Url>,
+    /// `recv_urls[j]`: where frames from peer j come from.
+    recv_urls: Vec<Url>,
+    heartbeat: Mutex<Option<AbortHandle>>,
+}
+
+/// The part of the relay's session detail the client needs.
+#[derive(Deserialize)]
+struct SessionDetail {
+    seats: Vec<String>,
+}
+
+impl RelayTransport {
+    /// Joins `session` on the relay at `base_url` as peer `me` of a session with `parties`
+    /// computing parties (peer `parties` is the dealer). Retries with backoff while the
+    /// relay cannot be reached, for up to `timeout`, which also bounds the retries of each
+    /// later send. Starts a heartbeat (a repeated join every second) until dropped or
+    /// [`leave`](Self::leave) is called.
+    pub async fn join(
+        base_url: &str,
+        session: &str,
+        me: usize,
+        parties: usize,
+        timeout: Duration,
+    ) -> Result<RelayTransport, ChannelError> {
+        let relay = format!("the relay at {base_url}");
+        let fail = |detail: String| ChannelError::Transport {
+            peer: relay.clone(),
+            detail,
+        };
+        if me > parties {
+            return Err(fail(format!(
+                "peer {me} does not exist in a session of {parties} parties"
+            )));
+        }
+        if session.is_empty() {
+            return Err(fail("the session name is empty".into()));
+        }
+        let base = Url::parse(base_url)
+            .map_err(|err| fail(format!("'{base_url}' is not a valid URL: {err}")))?;
+        if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
+            return Err(fail(format!(
+                "'{base_url}' is not an http:// or https:// URL"
+            )));
+        }
+        let client = Client::builder()
+            .tcp_nodelay(true)
+            .connect_timeout(timeout.min(QUICK_REQUEST))
+            .build()
+            .map_err(|err| fail(format!("cannot create an HTTP client: {}", chain(&err))))?;
+        let client_id = hex::encode(rand::random::<[u8; 16]>());
+        let names = PeerNames::new(parties);
+        let seat = |i: usize| seat_name(i, parties);
+        let build = |parts: &[&str]| endpoint(&base, parts).map_err(&fail);
+        let mut send_urls = Vec::with_capacity(parties + 1);
+        let mut recv_urls = Vec::with_capacity(parties + 1);
+        for peer in 0..=parties {
+            send_urls.push(build(&["send", session, &seat(me), &seat(peer)])?);
+            recv_urls.push(build(&["recv", session, &seat(peer), &seat(me)])?);
+        }
+        let join_url = build(&["join", session, &seat(me)])?;
+
+        let deadline = Instant::now() + timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let attempt = client
+                .put(join_url.clone())
+                .header(CLIENT_HEADER, &client_id)
+                .timeout(QUICK_REQUEST)
+                .send()
+                .await;
+            let why = match attempt {
+                Ok(resp) if resp.status().is_success() => break,
+                Ok(resp) if resp.status() == StatusCode::CONFLICT => {
+                    return Err(fail(format!(
+                        "seat {} of session '{session}' is taken by another client",
+                        seat(me)
+                    )));
+                }
+                Ok(resp) if retryable(resp.status()) => {
+                    let status = resp.status();
+                    format!("the relay answered {status}: {}", body_text(resp).await)
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    return Err(fail(format!(
+                        "cannot join session '{session}': {status}: {}",
+                        body_text(resp).await
+                    )));
+                }
+                Err(err) => format!("cannot reach {join_url}: {}", chain(&err)),
+            };
+            if !backoff.sleep_before(deadline).await {
+                return Err(fail(format!(
+                    "gave up joining session '{session}' after {} s: {why}",
+                    timeout.as_secs()
+                )));
+            }
+        }
+
+        let heartbeat =
+            tokio::spawn(heartbeat(client.clone(), join_url, client_id.clone())).abort_handle();
+        Ok(RelayTransport {
+            client,
+            base,
+            session: session.to_string(),
+            me,
+            parties,
+            names,
+            client_id,
+            timeout,
+            send_urls,
+            recv_urls,
+            heartbeat: Mutex::new(Some(heartbeat)),
+        })
+    }
+
+    /// The session joined.
+    pub fn session(&self) -> &str {
+        &self.session
+    }
+
+    /// This endpoint's peer number.
+    pub fn me(&self) -> usize {
+        self.me
+    }
+
+    /// The random id that owns our seat at the relay.
+    pub fn client_id(&self) -> &str {
+        &self.client_id
+    }
+
+    fn relay_error(&self, detail: String) -> ChannelError {
+        ChannelError::Transport {
+            peer: format!("the relay at {}", self.base),
+            detail,
+        }
+    }
+
+    /// The seats currently joined, or `None` if the session does not exist (any more).
+    async fn seats(&self) -> Result<Option<Vec<String>>, String> {
+        let url = endpoint(&self.base, &["sessions", &self.session])?;
+        let resp = self
+            .client
+            .get(url)
+            .timeout(QUICK_REQUEST)
+            .send()
+            .await
+            .map_err(|err| format!("cannot reach the relay: {}", chain(&err)))?;
+        match resp.status() {
+            StatusCode::OK => {
+                let body = resp
+                    .bytes()
+                    .await
+                    .map_err(|err| format!("cannot read the relay's answer: {}", chain(&err)))?;
+                let detail: SessionDetail = serde_json::from_slice(&body)
+                    .map_err(|err| format!("the relay's session detail is malformed: {err}"))?;
+                Ok(Some(detail.seats))
+            }
+            StatusCode::NOT_FOUND => Ok(None),
+            status => Err(format!(
+                "the relay answered {status}: {}",
+                body_text(resp).await
+            )),
+        }
+    }
+
+    /// Waits until the computing parties `0..parties` (and the dealer, if `dealer`) have
+    /// all joined, or `deadline` passes. `on_change` hears the number of those seats joined
+    /// whenever it changes (and once at the start).
+    pub async fn wait_for(
+        &self,
+        parties: usize,
+        dealer: bool,
+        deadline: Instant,
+        mut on_change: impl FnMut(usize),
+    ) -> Result<(), ChannelError> {
+        let mut wanted: Vec<String> = (0..parties).map(|i| i.to_string()).collect();
+        if dealer {
+            wanted.push("dealer".to_string());
+        }
+        let mut reported = None;
+        let mut missing: Vec<String> = wanted.clone();
+        loop {
+            let last_error = match self.seats().await {
+                Ok(seats) => {
+                    let seats = seats.unwrap_or_default();
+                    missing = wanted
+                        .iter()
+                        .filter(|w| !seats.contains(w))
+                        .cloned()
+                        .collect();
+                    let joined = wanted.len() - missing.len();
+                    if reported != Some(joined) {
+                        on_change(joined);
+                        reported = Some(joined);
+                    }
+                    if missing.is_empty() {
+                        return Ok(());
+                    }
+                    None
+                }
+                Err(why) => Some(why),
+            };
+            if Instant::now() >= deadline {
+                let names: Vec<String> = missing
+                    .iter()
+                    .map(|seat| match seat.parse::<usize>() {
+                        Ok(i) => format!("party {i}"),
+                        Err(_) => "the dealer".to_string(),
+                    })
+                    .collect();
+                let mut detail = format!(
+                    "{} of {} expected participants of session '{}' joined in time; missing: {}",
+                    wanted.len() - missing.len(),
+                    wanted.len(),
+                    self.session,
+                    names.join(", ")
+                );
+                if let Some(why) = last_error {
+                    detail.push_str(&format!(" (last error: {why})"));
+                }
+                return Err(self.relay_error(detail));
+            }
+            let pause = JOIN_POLL.min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
+        }
+    }
+
+    /// Whether the dealer has joined the session.
+    pub async fn dealer_joined(&self) -> Result<bool, ChannelError> {
+        match self.seats().await {
+            Ok(seats) => Ok(seats.is_some_and(|s| s.iter().any(|seat| seat == "dealer"))),
+            Err(why) => Err(self.relay_error(why)),
+        }
+    }
+
+    /// Stops the heartbeat: the relay will report this seat lost after its delay.
+    pub async fn leave(&self) {
+        self.stop_heartbeat();
+    }
+
+    fn stop_heartbeat(&self) {
+        let handle = self
+            .heartbeat
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .take();
+        if let Some(handle) = handle {
+            handle.abort();
+        }
+    }
+
+    fn peer_url<'a>(&self, urls: &'a [Url], peer: usize) -> Result<&'a Url, ChannelError> {
+        if peer == self.me {
+            return Err(ChannelError::Transport {
+                peer: self.names.name(peer),
+                detail: "that is this endpoint itself".into(),
+            });
+        }
+        urls.get(peer).ok_or_else(|| ChannelError::Transport {
+            peer: format!("peer {peer}"),
+            detail: format!(
+                "no such peer in a session of {} parties (and a dealer)",
+                self.parties
+            ),
+        })
+    }
+}
+
+impl Drop for RelayTransport {
+    fn drop(&mut self) {
+        self.stop_heartbeat();
+    }
+}
+
+impl Transport for RelayTransport {
+    async fn send_frame(&self, to: usize, seq: u64, frame: Bytes) -> Result<(), ChannelError> {
+        let mut url = self.peer_url(&self.send_urls, to)?.clone();
+        url.set_query(Some(&format!("seq={seq}")));
+        let deadline = Instant::now() + self.timeout;
+        let mut backoff = Backoff::new();
+        loop {
+            let attempt = self
+                .client
+                .post(url.clone())
+                .body(frame.clone())
+                .send()
+                .await;
+            let why = match attempt {
+                Ok(resp) if resp.status().is_success() => return Ok(()),
+                Ok(resp) if retryable(resp.status()) => {
+                    let status = resp.status();
+                    format!("the relay answered {status}: {}", body_text(resp).await)
+                }
+                Ok(resp) => {
+                    let status = resp.status();
+                    return Err(ChannelError::Transport {
+                        peer: self.names.name(to),
+                        detail: format!(
+                            "the relay refused frame {seq}: {status}: {}",
+                            body_text(resp).await
+                        ),
+                    });
+                }
+                Err(err) => format!("cannot reach the relay: {}", chain(&err)),
+            };
+            if !backoff.sleep_before(deadline).await {
+                return Err(ChannelError::Transport {
+                    peer: self.names.name(to),
+                    detail: format!(
+                        "gave up sending frame {seq} after {} s: {why}",
+                        self.timeout.as_secs()
+                    ),
+                });
+            }
+        }
+    }
+
+    async fn recv_frame(
+        &self,
+        from: usize,
+        seq: u64,
+        deadline: Instant,
+    ) -> Result<Option<Bytes>, ChannelError> {
+        let base = self.peer_url(&self.recv_urls, from)?;
+        let mut backoff = Backoff::new();
+        let mut last_error: Option<String> = None;
+        loop {
+            let now = Instant::now();
+            if now >= deadline {
+                return match last_error {
+                    None => Ok(None),
+                    Some(why) => Err(ChannelError::Transport {
+                        peer: self.names.name(from),
+                        detail: format!("no frame {seq} before the timeout: {why}"),
+                    }),
+                };
+            }
+            let wait = (deadline - now).min(MAX_POLL);
+            let mut url = base.clone();
+            url.set_query(Some(&format!("seq={seq}&wait={:.3}", wait.as_secs_f64())));
+            let attempt = self
+                .client
+                .post(url)
+                .timeout(wait + POLL_SLACK)
+                .send()
+                .await;
+            let why = match attempt {
+                Ok(resp) => match resp.status() {
+                    StatusCode::OK => match resp.bytes().await {
+                        Ok(frame) => return Ok(Some(frame)),
+                        Err(err) => format!("the relay's answer broke off: {}", chain(&err)),
+                    },
+                    StatusCode::NO_CONTENT => {
+                        // Nothing yet: ask again at once (the relay did the waiting).
+                        backoff = Backoff::new();
+                        last_error = None;
+                        continue;
+                    }
+                    StatusCode::GONE => {
+                        let name = self.names.name(from);
+                        let body = body_text(resp).await;
+                        let prefix = format!("{name} lost: ");
+                        let detail = match body.strip_prefix(&prefix) {
+                            Some(rest) => format!("{rest} (reported by the relay)"),
+                            None => format!("the relay says: {body}"),
+                        };
+                        return Err(ChannelError::PeerLost { peer: name, detail });
+                    }
+                    status if retryable(status) => {
+                        format!("the relay answered {status}: {}", body_text(resp).await)
+                    }
+                    status => {
+                        return Err(ChannelError::Transport {
+                            peer: self.names.name(from),
+                            detail: format!(
+                                "the relay refused to deliver frame {seq}: {status}: {}",
+                                body_text(resp).await
+                            ),
+                        });
+                    }
+                },
+                Err(err) => format!("cannot reach the relay: {}", chain(&err)),
+            };
+            last_error = Some(why);
+            let pause = backoff
+                .next_delay()
+                .min(deadline.saturating_duration_since(Instant::now()));
+            tokio::time::sleep(pause).await;
+        }
+    }
+}
+
+/// Repeats the join every [`HEARTBEAT`], so that the relay knows this seat is alive.
+async fn heartbeat(client: Client, url: Url, client_id: String) {
+    let mut ticker = tokio::time::interval(HEARTBEAT);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    ticker.tick().await;
+    loop {
+        ticker.tick().await;
+        let sent = client
+            .put(url.clone())
+            .header(CLIENT_HEADER, &client_id)
+            .timeout(QUICK_REQUEST)
+            .send()
+            .await;
+        if let Err(err) = sent {
+            tracing::debug!("heartbeat to the relay failed: {}", chain(&err));
+        }
+    }
+}
+
+/// The relay seat of peer `i`: its number, or `dealer` for peer `parties`.
+fn seat_name(i: usize, parties: usize) -> String {
+    if i == parties {
+        "dealer".to_string()
+    } else {
+        i.to_string()
+    }
+}
+
+/// `base` with `parts` appended as (percent-encoded) path segments.
+fn endpoint(base: &Url, parts: &[&str]) -> Result<Url, String> {
+    let mut url = base.clone();
+    url.set_query(None);
+    url.set_fragment(None);
+    {
+        let mut segments = url
+            .path_segments_mut()
+            .map_err(|()| format!("'{base}' cannot have a path"))?;
+        segments.pop_if_empty();
+        for part in parts {
+            segments.push(part);
+        }
+    }
+    Ok(url)
+}
+
+/// Statuses worth retrying: the relay is busy (429) or failing (5xx).
+fn retryable(status: StatusCode) -> bool {
+    status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
+}
+
+/// The (trimmed, bounded) text of a response, for error messages.
+async fn body_text(resp: reqwest::Response) -> String {
+    match resp.bytes().await {
+        Ok(body) => {
+            let text = String::from_utf8_lossy(&body[..body.len().min(1000)]);
+            let text = text.trim();
+            if text.is_empty() {
+                "(no explanation)".to_string()
+            } else {
+                text.to_string()
+            }
+        }
+        Err(err) => format!("(answer unreadable: {})", chain(&err)),
+    }
+}
+
+/// An error with its causes, "a: b: c" (reqwest's own message alone is terse).
+fn chain(err: &dyn StdError) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text.push_str(": ");
+            text.push_str(&cause_text);
+        }
+        source = cause.source();
+    }
+    text
+}
+
+/// Exponential backoff with jitter, from [`BACKOFF_START`] to [`BACKOFF_CAP`].
+struct Backoff {
+    current: Duration,
+}
+
+impl Backoff {
+    fn new() -> Self {
+        Self {
+            current: BACKOFF_START,
+        }
+    }
+
+    /// The next delay: the current step times a random factor in [0.5, 1.5).
+    fn next_delay(&mut self) -> Duration {
+        let delay = self.current.mul_f64(rand::random_range(0.5..1.5));
+        self.current = (self.current * 2).min(BACKOFF_CAP);
+        delay
+    }
+
+    /// Sleeps the next delay, unless that would pass `deadline` (then returns false).
+    async fn sleep_before(&mut self, deadline: Instant) -> bool {
+        let delay = self.next_delay();
+        if Instant::now() + delay > deadline {
+            return false;
+        }
+        tokio::time::sleep(delay).await;
+        true
+    }
+}

@@ -330,6 +330,8 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         progress.phase("garbling and evaluating", self.circuit.and_ops as u64);
         let insts = &self.circuit.insts;
         let mut start = self.circuit.total_inputs();
+        // Evaluator: the previous chunk, evaluated while the garblers garble the next one.
+        let mut pending: Option<(usize, usize, AuthBits, u64)> = None;
         while start < insts.len() {
             let mut end = start;
             let mut gates = 0;
@@ -339,9 +341,42 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 }
                 end += 1;
             }
-            self.chunk(&insts[start..end], gates).await?;
+            let data = self.pass_a(&insts[start..end], gates).await?;
+            let others: Vec<usize> = self.slots.others().collect();
+            if gates > 0 {
+                let out = self.opening_messages(&data);
+                futures_util::future::try_join_all(
+                    out.into_iter()
+                        .map(|(j, msg)| self.ch.send(j, Phase::BeaverOpening, msg)),
+                )
+                .await?;
+            }
+            if let Some((s, e, shares, base)) = pending.take() {
+                self.evaluate(&insts[s..e], &shares, base).await?;
+            }
+            let shares = if gates > 0 {
+                let received = futures_util::future::try_join_all(
+                    others
+                        .iter()
+                        .map(|&j| self.ch.recv(j, Phase::BeaverOpening)),
+                )
+                .await?;
+                let (d, f) = self.verify_openings(&data, &others, &received)?;
+                self.and_shares(&data, &d, &f)
+            } else {
+                AuthBits::new(self.m())
+            };
+            if self.is_eval {
+                pending = Some((start, end, shares, self.gates_done));
+            } else if gates > 0 {
+                self.garble(&data, &shares).await?;
+            }
+            self.gates_done += gates as u64;
             progress.advance(gates as u64);
             start = end;
+        }
+        if let Some((s, e, shares, base)) = pending.take() {
+            self.evaluate(&insts[s..e], &shares, base).await?;
         }
         progress.finish();
         stats.record("garbling and evaluating", t.elapsed());
@@ -500,9 +535,9 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         }
     }
 
-    /// One chunk: pass A over the instructions (masks and labels, Beaver differences), the
-    /// batched opening, then garbling (garblers) or evaluation (evaluator).
-    async fn chunk(&mut self, insts: &[Inst], gates: usize) -> Result<(), EngineError> {
+    /// Pass A over one chunk: masks and labels of every register, and what each AND gate
+    /// needs later (its input masks and labels, its preprocessed shares).
+    async fn pass_a(&mut self, insts: &[Inst], gates: usize) -> Result<ChunkData, EngineError> {
         let w = self.w;
         let mat = self.source.take(gates * ITEMS_PER_AND).await?;
         let mut data = ChunkData {
@@ -568,53 +603,56 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 }
             }
         }
-        if gates > 0 {
-            let (d, f) = self.beaver_open(&data).await?;
-            let shares = self.and_shares(&data, &d, &f);
-            if self.is_eval {
-                self.evaluate(insts, &shares).await?;
-            } else {
-                self.garble(&data, &shares).await?;
-            }
-        } else if self.is_eval {
-            self.evaluate(insts, &AuthBits::new(self.m())).await?;
-        }
-        self.gates_done += gates as u64;
-        Ok(())
+        Ok(data)
     }
 
-    /// Opens d = λ_α ⊕ a and f = λ_β ⊕ b of every gate of the chunk to all parties, with
-    /// one MAC digest per peer.
-    async fn beaver_open(&self, data: &ChunkData) -> Result<(Vec<bool>, Vec<bool>), EngineError> {
-        let (m, w, g) = (self.m(), self.w, data.gates);
+    /// This party's shares of d = λ_α ⊕ a and f = λ_β ⊕ b for every gate of the chunk.
+    fn differences(&self, data: &ChunkData) -> (Vec<bool>, Vec<bool>) {
         let item = |t: usize, k: usize| t * ITEMS_PER_AND + k;
-        let mut d: Vec<bool> = (0..g)
+        let d = (0..data.gates)
             .map(|t| data.lam.bits[2 * t] ^ data.mat.bits[item(t, 0)])
             .collect();
-        let mut f: Vec<bool> = (0..g)
+        let f = (0..data.gates)
             .map(|t| data.lam.bits[2 * t + 1] ^ data.mat.bits[item(t, 1)])
             .collect();
+        (d, f)
+    }
+
+    /// The batched opening of d and f to every other party: the share bits and one digest
+    /// of their MACs per peer.
+    fn opening_messages(&self, data: &ChunkData) -> Vec<(usize, Bytes)> {
+        let g = data.gates;
+        let item = |t: usize, k: usize| t * ITEMS_PER_AND + k;
+        let (d, f) = self.differences(data);
         let packed = pack_bits((0..g).flat_map(|t| [d[t], f[t]]));
-        let others: Vec<usize> = self.slots.others().collect();
-        let out = others
-            .iter()
-            .map(|&j| {
+        self.slots
+            .others()
+            .map(|j| {
                 let s = self.slots.slot(j);
                 let mut digest = MacDigest::with_capacity(2 * g);
                 for t in 0..g {
-                    let la = data.lam.mk(2 * t);
-                    let lb = data.lam.mk(2 * t + 1);
-                    digest.push(la[s] ^ data.mat.mk(item(t, 0))[s]);
-                    digest.push(lb[s] ^ data.mat.mk(item(t, 1))[s]);
+                    digest.push(data.lam.mk(2 * t)[s] ^ data.mat.mk(item(t, 0))[s]);
+                    digest.push(data.lam.mk(2 * t + 1)[s] ^ data.mat.mk(item(t, 1))[s]);
                 }
                 let mut msg = packed.clone();
                 msg.extend_from_slice(&digest.finish());
                 (j, Bytes::from(msg))
             })
-            .collect();
-        let received = exchange(self.ch, Phase::BeaverOpening, out, &others).await?;
+            .collect()
+    }
+
+    /// Checks every peer's opening against this party's keys and returns the opened d, f.
+    fn verify_openings(
+        &self,
+        data: &ChunkData,
+        others: &[usize],
+        received: &[Bytes],
+    ) -> Result<(Vec<bool>, Vec<bool>), EngineError> {
+        let (m, g) = (self.m(), data.gates);
+        let item = |t: usize, k: usize| t * ITEMS_PER_AND + k;
+        let (mut d, mut f) = self.differences(data);
         let nb = packed_len(2 * g);
-        for (&j, msg) in others.iter().zip(&received) {
+        for (&j, msg) in others.iter().zip(received) {
             if msg.len() != nb + 32 {
                 return Err(self.malformed(
                     j,
@@ -645,7 +683,6 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 });
             }
         }
-        let _ = w;
         Ok((d, f))
     }
 
@@ -758,7 +795,12 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
     }
 
     /// Evaluator: receives every garbler's rows for the chunk and evaluates its gates.
-    async fn evaluate(&mut self, insts: &[Inst], shares: &AuthBits) -> Result<(), EngineError> {
+    async fn evaluate(
+        &mut self,
+        insts: &[Inst],
+        shares: &AuthBits,
+        base: u64,
+    ) -> Result<(), EngineError> {
         let (m, w, n) = (self.m(), self.w, self.cfg.parties);
         let gates = shares.len() / 4;
         let garblers: Vec<usize> = self.slots.others().collect();
@@ -809,7 +851,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 Op::And(And(a, b)) => {
                     let (a, b) = (a.0 as usize, b.0 as usize);
                     let (u, v) = (self.ev_m[a] as usize, self.ev_m[b] as usize);
-                    let gate = self.gates_done + t as u64;
+                    let gate = base + t as u64;
                     inputs.clear();
                     for s in 0..m {
                         inputs.push(RowInput {

@@ -1,1 +1,267 @@
-//! placeholder
+//! The relay server behind `mpc serve`: routes opaque messages between the parties of many
+//! named sessions, so that parties behind NAT or firewalls only need to reach one address.
+//!
+//! Built directly on hyper 1 and hyper-util (HTTP/1.1 and HTTP/2 on the same port). The
+//! module is split into:
+//! - [`sessions`]: the session registry, seats, per-pair mailboxes and memory accounting;
+//! - [`routes`]: request parsing and the HTTP routes (see the design document);
+//! - this file: configuration, binding, the accept loop, expiry and shutdown.
+//!
+//! Every session has its own (std) mutex, held only for short, non-async critical sections;
+//! waiting receivers are woken through a [`tokio::sync::Notify`] per ordered pair.
+
+pub mod routes;
+pub mod sessions;
+
+use std::convert::Infallible;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use thiserror::Error;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use sessions::Registry;
+
+/// How long open connections may take to finish their current requests after shutdown.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// How long a client may take to send the headers of a request (HTTP/1.1).
+const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Settings of the relay; every limit is in bytes and answered with a clear status when hit.
+#[derive(Debug, Clone)]
+pub struct RelayConfig {
+    /// Address to listen on.
+    pub listen: SocketAddr,
+    /// A session with no request for this long is removed with all its messages.
+    pub session_ttl: Duration,
+    /// Largest message body accepted (larger: 413).
+    pub max_message: usize,
+    /// Most bytes queued from one seat to another (beyond: 429, the sender retries).
+    pub max_queue: usize,
+    /// Most bytes queued in one session (beyond: 429).
+    pub max_session: usize,
+    /// Most bytes the relay holds overall, including bookkeeping (beyond: 429).
+    pub max_total: usize,
+    /// A seat that joined with a client id and has not been heard from for this long is
+    /// reported lost (410) to whoever waits for a message from it.
+    pub lost_after: Duration,
+}
+
+impl Default for RelayConfig {
+    fn default() -> Self {
+        Self {
+            listen: SocketAddr::from(([127, 0, 0, 1], 8000)),
+            session_ttl: Duration::from_secs(600),
+            max_message: 16 << 20,
+            max_queue: 256 << 20,
+            max_session: 1 << 30,
+            max_total: 4 << 30,
+            lost_after: Duration::from_secs(5),
+        }
+    }
+}
+
+impl RelayConfig {
+    /// Checks that the limits are usable together.
+    pub fn validate(&self) -> Result<(), RelayError> {
+        let bad = |why: String| Err(RelayError::Config(why));
+        if self.max_message == 0 {
+            return bad("the message size limit must be at least 1 byte".into());
+        }
+        if self.max_queue < self.max_message {
+            return bad(format!(
+                "the queue limit ({} bytes) is smaller than the message limit ({} bytes)",
+                self.max_queue, self.max_message
+            ));
+        }
+        if self.max_session < self.max_queue {
+            return bad(format!(
+                "the session limit ({} bytes) is smaller than the queue limit ({} bytes)",
+                self.max_session, self.max_queue
+            ));
+        }
+        if self.max_total < self.max_session {
+            return bad(format!(
+                "the total limit ({} bytes) is smaller than the session limit ({} bytes)",
+                self.max_total, self.max_session
+            ));
+        }
+        if self.session_ttl.is_zero() {
+            return bad("the session time-to-live must be positive".into());
+        }
+        if self.lost_after.is_zero() {
+            return bad("the lost-peer delay must be positive".into());
+        }
+        Ok(())
+    }
+}
+
+/// Why the relay could not start or keep running.
+#[derive(Debug, Error)]
+pub enum RelayError {
+    /// The configuration is inconsistent.
+    #[error("invalid relay configuration: {0}")]
+    Config(String),
+    /// The listening socket could not be opened.
+    #[error("cannot listen on {addr}: {source}")]
+    Bind {
+        /// The address we tried.
+        addr: SocketAddr,
+        /// What the operating system said.
+        #[source]
+        source: std::io::Error,
+    },
+}
+
+/// A relay bound to its listening socket, ready to [`run`](Relay::run).
+pub struct Relay {
+    listener: TcpListener,
+    addr: SocketAddr,
+    registry: Arc<Registry>,
+}
+
+/// Binds a relay to `config.listen` (port 0 picks a free port; see [`Relay::local_addr`]).
+pub async fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
+    Relay::bind(config).await
+}
+
+/// Runs a relay on `config.listen` until `shutdown` completes.
+pub async fn serve(
+    config: RelayConfig,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), RelayError> {
+    bind(config).await?.run(shutdown).await
+}
+
+impl Relay {
+    /// Validates `config` and opens the listening socket.
+    pub async fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
+        config.validate()?;
+        let listener =
+            TcpListener::bind(config.listen)
+                .await
+                .map_err(|source| RelayError::Bind {
+                    addr: config.listen,
+                    source,
+                })?;
+        let addr = listener.local_addr().map_err(|source| RelayError::Bind {
+            addr: config.listen,
+            source,
+        })?;
+        Ok(Relay {
+            listener,
+            addr,
+            registry: Arc::new(Registry::new(config)),
+        })
+    }
+
+    /// The address actually bound (useful after binding port 0).
+    pub fn local_addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Serves connections until `shutdown` completes, then lets open connections finish
+    /// their current requests for a short grace period and returns.
+    pub async fn run(self, shutdown: impl Future<Output = ()> + Send) -> Result<(), RelayError> {
+        let Relay {
+            listener,
+            addr,
+            registry,
+        } = self;
+        tracing::debug!(%addr, "relay accepting connections");
+        let (stop_tx, stop_rx) = watch::channel(false);
+        let mut connections = JoinSet::new();
+        let expiry = tokio::spawn(expire_sessions(registry.clone()));
+        let mut builder = auto::Builder::new(TokioExecutor::new());
+        builder
+            .http1()
+            .timer(TokioTimer::new())
+            .header_read_timeout(HEADER_READ_TIMEOUT);
+        builder.http2().timer(TokioTimer::new());
+        let builder = Arc::new(builder);
+
+        tokio::pin!(shutdown);
+        loop {
+            tokio::select! {
+                _ = &mut shutdown => break,
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        connections.spawn(serve_connection(
+                            builder.clone(),
+                            registry.clone(),
+                            stream,
+                            peer,
+                            stop_rx.clone(),
+                        ));
+                    }
+                    Err(err) => {
+                        // Usually out of file descriptors: wait a little instead of spinning.
+                        tracing::warn!("cannot accept a connection: {err}");
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                },
+                // Reap finished connection tasks so the set does not grow without bound.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            }
+        }
+
+        tracing::info!("relay shutting down");
+        drop(listener);
+        expiry.abort();
+        registry.shut_down();
+        let _ = stop_tx.send(true);
+        let drain = async { while connections.join_next().await.is_some() {} };
+        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+            connections.abort_all();
+        }
+        Ok(())
+    }
+}
+
+/// Serves one accepted connection (HTTP/1.1 or HTTP/2) until it closes or the relay stops.
+async fn serve_connection(
+    builder: Arc<auto::Builder<TokioExecutor>>,
+    registry: Arc<Registry>,
+    stream: tokio::net::TcpStream,
+    peer: SocketAddr,
+    mut stop: watch::Receiver<bool>,
+) {
+    let service = service_fn(move |req| {
+        let registry = registry.clone();
+        async move { Ok::<_, Infallible>(routes::handle(&registry, req).await) }
+    });
+    let conn = builder.serve_connection(TokioIo::new(stream), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        res = conn.as_mut() => {
+            if let Err(err) = res {
+                tracing::debug!(%peer, "connection ended with an error: {err}");
+            }
+            return;
+        }
+        _ = stop.wait_for(|stopped| *stopped) => {}
+    }
+    conn.as_mut().graceful_shutdown();
+    let _ = conn.await;
+}
+
+/// Removes idle sessions periodically.
+async fn expire_sessions(registry: Arc<Registry>) {
+    let ttl = registry.config().session_ttl;
+    let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
+    let mut ticker = tokio::time::interval(period);
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        ticker.tick().await;
+        registry.expire_idle();
+    }
+}
