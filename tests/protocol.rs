@@ -110,3 +110,128 @@ fn larger_circuit_spanning_many_chunks() {
 fn five_parties() {
     check_random(11, 5, 300, 50);
 }
+
+/// Not a test: a quick throughput probe (`cargo test --release --test protocol probe -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn probe_throughput() {
+    for n in [2, 3] {
+        let circuit = random_circuit(1, n, 2_000_000);
+        let inputs: Vec<Vec<bool>> = circuit.input_regs.iter().map(|&c| vec![true; c]).collect();
+        let rt = tokio::runtime::Runtime::new().unwrap();
+        let t = std::time::Instant::now();
+        rt.block_on(run_local(
+            &circuit,
+            [0; 32],
+            &inputs,
+            &LocalOptions::default(),
+        ))
+        .unwrap();
+        let secs = t.elapsed().as_secs_f64();
+        println!(
+            "n={n}: {} ANDs in {secs:.2} s = {:.0} AND/s",
+            circuit.and_ops,
+            circuit.and_ops as f64 / secs
+        );
+    }
+}
+
+fn program(path: &str) -> mpc::program::Program {
+    let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    mpc::program::Program::load(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Runs `program` with `literals` through the protocol (dealer, memory channel), checks
+/// every party against the plaintext evaluation, and returns the formatted output.
+fn mpc_vs_plain(program: &mpc::program::Program, literals: &[&str], evaluator: usize) -> String {
+    let inputs: Vec<Vec<bool>> = literals
+        .iter()
+        .enumerate()
+        .map(|(p, l)| program.parse_input(p, l).unwrap())
+        .collect();
+    let expected = program.eval_plain(&inputs);
+    let opts = LocalOptions {
+        evaluator,
+        chunk_ands: 1000,
+        ..LocalOptions::default()
+    };
+    let rt = tokio::runtime::Runtime::new().unwrap();
+    let outcomes = rt
+        .block_on(run_local(program.circuit(), program.hash(), &inputs, &opts))
+        .unwrap();
+    for o in &outcomes {
+        assert_eq!(o.output, expected);
+    }
+    program.format_output(&outcomes[0].output).unwrap().to_string()
+}
+
+#[test]
+fn example_programs_match_plaintext() {
+    let add = program("programs/add.garble.rs");
+    assert_eq!(mpc_vs_plain(&add, &["1u32", "2u32", "3u32"], 0), "6");
+    assert_eq!(mpc_vs_plain(&add, &["100u32", "20u32", "3u32"], 2), "123");
+    let mill = program("programs/millionaires.garble.rs");
+    assert_eq!(mpc_vs_plain(&mill, &["10u64", "20u64"], 1), "Richer::Party1");
+    assert_eq!(mpc_vs_plain(&mill, &["20u64", "10u64"], 0), "Richer::Party0");
+    assert_eq!(mpc_vs_plain(&mill, &["7u64", "7u64"], 0), "Richer::Tie");
+    let stats = program("programs/stats.garble.rs");
+    assert_eq!(
+        mpc_vs_plain(&stats, &["4000u32", "5500u32", "3000u32"], 2),
+        "Stats {max: 5500, min: 3000, sum: 12500}"
+    );
+    let auction = program("programs/auction.garble.rs");
+    assert_eq!(
+        mpc_vs_plain(&auction, &["100u32", "250u32", "180u32", "90u32"], 3),
+        "Sale {price: 180, winner: 1}"
+    );
+    let join = program("programs/join.garble.rs");
+    assert_eq!(
+        mpc_vs_plain(
+            &join,
+            &[
+                "[1u32, 2u32, 3u32, 4u32, 5u32, 6u32, 7u32, 8u32]",
+                "[2u32, 4u32, 6u32, 8u32, 10u32, 12u32, 14u32, 16u32]"
+            ],
+            0
+        ),
+        "4"
+    );
+}
+
+#[test]
+fn overflow_panic_reaches_every_party() {
+    let p = program("programs/overflow.garble.rs");
+    let out = mpc_vs_plain(&p, &["200u8", "100u8"], 0);
+    assert!(out.starts_with("Panic due to Overflow on line"), "{out}");
+}
+
+fn circuit(name: &str) -> mpc::program::Program {
+    program(&format!("../shared/circuits/{name}"))
+}
+
+#[test]
+fn aes_128_through_the_protocol_matches_fips_197() {
+    let aes = circuit("aes_128.txt");
+    for n_eval in [0, 1] {
+        let out = mpc_vs_plain(
+            &aes,
+            &[
+                "000102030405060708090a0b0c0d0e0f",
+                "00112233445566778899aabbccddeeff",
+            ],
+            n_eval,
+        );
+        assert_eq!(out, "69c4e0d86a7b0430d8cdb78070b4c55a");
+    }
+}
+
+#[test]
+fn sha256_through_the_protocol() {
+    let sha = circuit("sha256.txt");
+    let iv = "6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19";
+    let empty = format!("80{}", "0".repeat(126));
+    assert_eq!(
+        mpc_vs_plain(&sha, &[&empty, iv], 0),
+        "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+    );
+}

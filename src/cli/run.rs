@@ -76,6 +76,8 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let mut stats: Stats = outcomes[0].stats.clone();
     stats.bytes_sent = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
     stats.record("total", elapsed);
+    stats.peak_rss_bytes = super::peak_rss_bytes();
     let formatted = program.format_output(first).map_err(Failure::protocol)?;
-    print_outcome(&formatted, args.format, None, &stats)
+    let per_party = outcomes.iter().map(|o| o.stats.bytes_sent).collect();
+    print_outcome(&formatted, args.format, None, &stats, Some(per_party))
 }

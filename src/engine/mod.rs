@@ -99,6 +99,9 @@ pub struct Stats {
     pub bytes_sent: u64,
     /// Wall time per phase.
     pub phases: Vec<PhaseTime>,
+    /// Peak resident memory of the process in bytes, when the caller measured it.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub peak_rss_bytes: Option<u64>,
 }
 
 impl Stats {

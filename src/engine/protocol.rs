@@ -101,10 +101,27 @@ pub async fn run_party<C: Channel>(
             stats.bytes_sent = ch.bytes_sent();
             Ok(PartyOutcome { output, stats })
         }
-        SourceKind::Ot => Err(EngineError::Setup(
-            "preprocessing without a dealer is not available yet: start `mpc pre` for this session"
-                .into(),
-        )),
+        SourceKind::Ot => {
+            let t = Instant::now();
+            // Batches are produced while the online phase runs: the wrapper keeps the
+            // garbled rows behind the preprocessing messages (see its documentation).
+            let ch = super::preprocess::ot::InterleavedChannel::new(ch);
+            let source = super::preprocess::ot::OtSource::start(
+                &ch,
+                slots,
+                circuit.total_inputs() as u64,
+                circuit.and_ops as u64,
+                progress,
+            )
+            .await?;
+            stats.record("preprocessing setup", t.elapsed());
+            let output = Online::new(&ch, cfg, circuit, source)
+                .run(input, progress, &mut stats)
+                .await?;
+            stats.and_gates = circuit.and_ops as u64;
+            stats.bytes_sent = ch.bytes_sent();
+            Ok(PartyOutcome { output, stats })
+        }
     }
 }
 
@@ -152,7 +169,7 @@ fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), 
 
 const HANDSHAKE_MAGIC: &[u8; 4] = b"MPCh";
 const HANDSHAKE_VERSION: u8 = 1;
-const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1;
+const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4;
 
 fn handshake_message(cfg: &PartyConfig) -> Bytes {
     let mut b = Vec::with_capacity(HANDSHAKE_LEN);
@@ -163,6 +180,7 @@ fn handshake_message(cfg: &PartyConfig) -> Bytes {
     b.extend_from_slice(&(cfg.me as u32).to_le_bytes());
     b.extend_from_slice(&(cfg.evaluator as u32).to_le_bytes());
     b.push(cfg.source.code());
+    b.extend_from_slice(&(cfg.chunk_ands as u32).to_le_bytes());
     Bytes::from(b)
 }
 
@@ -192,6 +210,7 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
         let word = |at: usize| u32::from_le_bytes([msg[at], msg[at + 1], msg[at + 2], msg[at + 3]]);
         let hash = &msg[5..37];
         let (parties, index, evaluator, source) = (word(37), word(41), word(45), msg[49]);
+        let chunk = word(50);
         if parties as usize != cfg.parties {
             return Err(EngineError::Handshake(format!(
                 "party {j} expects {parties} parties, this party {}",
@@ -214,6 +233,12 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
             return Err(EngineError::Handshake(format!(
                 "party {j} wants party {evaluator} as evaluator, this party wants party {}",
                 cfg.evaluator
+            )));
+        }
+        if chunk as usize != cfg.chunk_ands {
+            return Err(EngineError::Handshake(format!(
+                "party {j} streams {chunk} AND gates per chunk, this party {}: use the same --chunk-ands everywhere",
+                cfg.chunk_ands
             )));
         }
         if source != cfg.source.code() {
