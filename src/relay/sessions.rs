@@ -270,6 +270,9 @@ impl Pair {
 
 struct SessionInner {
     seats: BTreeMap<Seat, SeatInfo>,
+    /// Seats in the order they first joined: parties decide whether a dealer takes part by
+    /// whether it joined before the last party, and all of them must see the same order.
+    join_order: Vec<Seat>,
     pairs: HashMap<(Seat, Seat), Pair>,
     queued_bytes: usize,
     queued_messages: usize,
@@ -362,6 +365,8 @@ pub struct SessionInfo {
     pub session: String,
     /// Joined seats: numbers, then "dealer".
     pub seats: Vec<String>,
+    /// The same seats in the order they first joined.
+    pub join_order: Vec<String>,
     /// Messages queued in all mailboxes.
     pub queued_messages: usize,
     /// Payload bytes queued in all mailboxes.
@@ -380,6 +385,7 @@ impl Session {
             created: now,
             inner: Mutex::new(SessionInner {
                 seats: BTreeMap::new(),
+                join_order: Vec::new(),
                 pairs: HashMap::new(),
                 queued_bytes: 0,
                 queued_messages: 0,
@@ -454,6 +460,7 @@ impl Session {
             return Err(budget.exhausted());
         };
         inner.charged += reservation.keep();
+        inner.join_order.push(seat);
         inner.seats.insert(
             seat,
             SeatInfo {
@@ -691,6 +698,7 @@ impl Session {
         SessionInfo {
             session: self.name.clone(),
             seats: inner.seats.keys().map(|s| s.to_string()).collect(),
+            join_order: inner.join_order.iter().map(|s| s.to_string()).collect(),
             queued_messages: inner.queued_messages,
             queued_bytes: inner.queued_bytes,
             age_secs: self.created.elapsed().as_secs(),
@@ -710,6 +718,7 @@ impl Session {
         }
         inner.pairs.clear();
         inner.seats.clear();
+        inner.join_order.clear();
         inner.queued_bytes = 0;
         inner.queued_messages = 0;
         budget.release(inner.charged);
