@@ -26,10 +26,7 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     };
     let text = render(&program.summary(), &hex::encode(program.hash()));
     print!("{text}");
-    println!(
-        "  load time: {:.3} s ({how})",
-        report.elapsed.as_secs_f64()
-    );
+    println!("  load time: {:.3} s ({how})", report.elapsed.as_secs_f64());
     Ok(())
 }
 
@@ -57,6 +54,9 @@ pub fn render(summary: &Summary, hash_hex: &str) -> String {
             "  output: {} ({} bits)\n",
             summary.output_type, summary.output_bits
         ));
+    }
+    for definition in &summary.definitions {
+        out.push_str(&format!("  {definition}\n"));
     }
     out.push_str(&format!(
         "  gates: {} AND, {} XOR, {} NOT\n",
