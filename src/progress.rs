@@ -148,10 +148,10 @@ impl Progress for StderrProgress {
     }
 
     fn advance(&self, delta: u64) {
-        if let Ok(current) = self.current.lock() {
-            if let Some(bar) = current.as_ref().and_then(|c| c.bar.as_ref()) {
-                bar.inc(delta);
-            }
+        if let Ok(current) = self.current.lock()
+            && let Some(bar) = current.as_ref().and_then(|c| c.bar.as_ref())
+        {
+            bar.inc(delta);
         }
     }
 

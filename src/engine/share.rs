@@ -124,10 +124,8 @@ pub fn pack_bits(bits: impl IntoIterator<Item = bool>) -> Vec<u8> {
         if i % 8 == 0 {
             out.push(0);
         }
-        if b {
-            if let Some(last) = out.last_mut() {
-                *last |= 1 << (i % 8);
-            }
+        if b && let Some(last) = out.last_mut() {
+            *last |= 1 << (i % 8);
         }
     }
     out
