@@ -25,6 +25,17 @@ enum Command {
     Run(cli::run::RunArgs),
 }
 
+impl Command {
+    /// Whether the user asked for silence on stderr.
+    fn quiet(&self) -> bool {
+        match self {
+            Command::Pre(args) => args.quiet,
+            Command::Party(args) => args.quiet,
+            _ => false,
+        }
+    }
+}
+
 fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
@@ -34,12 +45,14 @@ fn main() {
             std::process::exit(code);
         }
     };
+    // --quiet silences progress and warnings alike; errors still reach stderr.
+    let default_filter = if cli.command.quiet() { "error" } else { "info" };
     tracing_subscriber::fmt()
         .with_writer(std::io::stderr)
         .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("MPC_LOG")
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
     let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {

@@ -76,12 +76,14 @@ impl StderrProgress {
         }
     }
 
-    fn close(&self, current: &mut Option<Current>) {
+    /// Ends the current phase; `completed` says whether it finished (a phase interrupted
+    /// by an error must not be reported as done).
+    fn close(&self, current: &mut Option<Current>, completed: bool) {
         if let Some(c) = current.take() {
             if let Some(bar) = c.bar {
                 bar.finish_and_clear();
             }
-            if !self.bars && c.name != "waiting" {
+            if completed && !self.bars && c.name != "waiting" {
                 eprintln!(
                     "{}: {} done in {:.3} s",
                     self.who,
@@ -92,10 +94,11 @@ impl StderrProgress {
         }
     }
 
-    /// Clears any bar left on screen (before printing an error or the result).
+    /// Clears any bar left on screen (before printing an error or the result) without
+    /// reporting the phase as done.
     pub fn clear(&self) {
         if let Ok(mut current) = self.current.lock() {
-            self.close(&mut current);
+            self.close(&mut current, false);
         }
     }
 }
@@ -108,7 +111,7 @@ impl Progress for StderrProgress {
         let Ok(mut current) = self.current.lock() else {
             return;
         };
-        self.close(&mut current);
+        self.close(&mut current, true);
         let bar = if self.bars {
             let bar = if total > 0 {
                 let bar = ProgressBar::new(total);
@@ -157,7 +160,7 @@ impl Progress for StderrProgress {
 
     fn finish(&self) {
         if let Ok(mut current) = self.current.lock() {
-            self.close(&mut current);
+            self.close(&mut current, true);
         }
     }
 }
