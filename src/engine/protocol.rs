@@ -717,7 +717,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         let w = self.w;
         let mut out = AuthBits::new(self.m());
         out.bits.reserve(4 * data.gates);
-        out.mk.resize(4 * data.gates * w, 0);
+        out.mk.reserve(4 * data.gates * w);
         let mut base = vec![0; w];
         for t in 0..data.gates {
             let item = |k: usize| t * ITEMS_PER_AND + k;
@@ -751,15 +751,14 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 self.add_one(&mut bit, &mut base);
             }
             let (ba, bb) = (data.lam.bits[2 * t], data.lam.bits[2 * t + 1]);
-            let rows = &mut out.mk[4 * t * w..4 * (t + 1) * w];
-            for x in 0..w {
-                rows[x] = base[x];
-                rows[w + x] = base[x] ^ la[x];
-                rows[2 * w + x] = base[x] ^ lb[x];
-                rows[3 * w + x] = base[x] ^ la[x] ^ lb[x];
-            }
+            let first = out.mk.len();
+            out.mk.extend_from_slice(&base);
+            out.mk.extend(base.iter().zip(la).map(|(x, y)| x ^ y));
+            out.mk.extend(base.iter().zip(lb).map(|(x, y)| x ^ y));
+            out.mk
+                .extend(base.iter().zip(la).zip(lb).map(|((x, y), z)| x ^ y ^ z));
             let mut last = bit ^ ba ^ bb;
-            self.add_one(&mut last, &mut rows[3 * w..4 * w]);
+            self.add_one(&mut last, &mut out.mk[first + 3 * w..first + 4 * w]);
             out.bits.extend_from_slice(&[bit, bit ^ ba, bit ^ bb, last]);
         }
         out
@@ -770,7 +769,8 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         let (m, w, n) = (self.m(), self.w, self.cfg.parties);
         let delta = self.delta;
         const BATCH: usize = 64;
-        let mut rows_out: Vec<Block> = vec![0; data.gates * 4 * n];
+        // Written straight into the message: no zero-fill, no second copy.
+        let mut msg: Vec<u8> = Vec::with_capacity(data.gates * 4 * n * 16);
         let mut inputs = Vec::with_capacity(BATCH * 4);
         let mut pads = vec![0; BATCH * 4 * n];
         for start in (0..data.gates).step_by(BATCH) {
@@ -795,10 +795,9 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 for row in 0..4 {
                     let r = 4 * t + row;
                     let share = &shares.mk[r * w..r * w + w];
-                    let dst = &mut rows_out[r * n..r * n + n];
                     let pad = &pads[(r - 4 * start) * n..(r - 4 * start) * n + n];
                     for s in 0..m {
-                        dst[s] = share[s] ^ pad[s];
+                        msg.extend_from_slice(&(share[s] ^ pad[s]).to_le_bytes());
                     }
                     let mut label = lg;
                     for key in &share[m..w] {
@@ -807,12 +806,10 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     if shares.bits[r] {
                         label ^= delta;
                     }
-                    dst[m] = label ^ pad[m];
+                    msg.extend_from_slice(&(label ^ pad[m]).to_le_bytes());
                 }
             }
         }
-        let mut msg = Vec::new();
-        put_blocks(&mut msg, &rows_out);
         self.ch
             .send(self.cfg.evaluator, Phase::GarbledRows, Bytes::from(msg))
             .await?;

@@ -277,6 +277,8 @@ pub struct DealerSource<'c, C: Channel> {
     buffer: AuthBits,
     received: u64,
     dealer_name: String,
+    /// Scratch space for the keys of one chunk, reused to avoid zero-filling every chunk.
+    keys: Vec<Block>,
 }
 
 impl<'c, C: Channel> DealerSource<'c, C> {
@@ -316,6 +318,7 @@ impl<'c, C: Channel> DealerSource<'c, C> {
             buffer: AuthBits::new(slots.m()),
             received: 0,
             dealer_name,
+            keys: Vec::new(),
         })
     }
 
@@ -354,8 +357,9 @@ impl<'c, C: Channel> DealerSource<'c, C> {
                 }
             }
         }
-        let mut keys = vec![0u128; len * m];
-        self.prg.fill(&mut keys);
+        let keys = &mut self.keys;
+        keys.resize(len * m, 0);
+        self.prg.fill(keys);
         self.buffer.mk.reserve(len * 2 * m);
         for t in 0..len {
             for s in 0..m {
