@@ -26,10 +26,12 @@ pub fn memory_channels(
     parties: usize,
     timeout: Duration,
 ) -> Vec<Framed<MemoryTransport>> {
-    let mut senders: Vec<Vec<Option<UnboundedSender<Bytes>>>> =
-        (0..peers).map(|_| (0..peers).map(|_| None).collect()).collect();
-    let mut receivers: Vec<Vec<Option<Mutex<UnboundedReceiver<Bytes>>>>> =
-        (0..peers).map(|_| (0..peers).map(|_| None).collect()).collect();
+    let mut senders: Vec<Vec<Option<UnboundedSender<Bytes>>>> = (0..peers)
+        .map(|_| (0..peers).map(|_| None).collect())
+        .collect();
+    let mut receivers: Vec<Vec<Option<Mutex<UnboundedReceiver<Bytes>>>>> = (0..peers)
+        .map(|_| (0..peers).map(|_| None).collect())
+        .collect();
     for from in 0..peers {
         for to in 0..peers {
             if from != to {

@@ -11,13 +11,14 @@
 //! Peers are numbered `0..parties` for the computing parties; a dealer, when present, is
 //! peer number `parties`.
 
+pub mod direct;
 pub mod memory;
 pub mod relay;
+pub mod sealed;
 pub mod tamper;
 
 use std::fmt;
 use std::future::Future;
-use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
@@ -183,6 +184,15 @@ pub enum ChannelError {
         /// What is wrong with it.
         detail: String,
     },
+    /// A sealed frame failed its authentication check: it was altered, replayed, reordered
+    /// or dropped on the way, or the endpoints do not share the same keys.
+    #[error("message from {peer} failed authentication: {detail}")]
+    Authentication {
+        /// The claimed sender.
+        peer: String,
+        /// Which frame, and what to do about it.
+        detail: String,
+    },
     /// The transport failed to deliver (network, relay refused, ...).
     #[error("cannot exchange messages with {peer}: {detail}")]
     Transport {
@@ -281,7 +291,7 @@ struct RecvState {
 /// A [`Channel`] over any [`Transport`]: phase tags, sequence numbers, fragmentation,
 /// timeouts and abort notices.
 pub struct Framed<T: Transport> {
-    transport: Arc<T>,
+    transport: T,
     me: usize,
     peers: usize,
     names: PeerNames,
@@ -296,7 +306,7 @@ impl<T: Transport> Framed<T> {
     /// `parties` are computing parties; receives wait at most `timeout`.
     pub fn new(transport: T, me: usize, peers: usize, parties: usize, timeout: Duration) -> Self {
         Self {
-            transport: Arc::new(transport),
+            transport,
             me,
             peers,
             names: PeerNames::new(parties),
@@ -314,11 +324,19 @@ impl<T: Transport> Framed<T> {
         &self.transport
     }
 
+    /// Takes the underlying transport back (e.g. to wrap it in [`sealed::Sealed`]).
+    pub fn into_transport(self) -> T {
+        self.transport
+    }
+
     fn check_peer(&self, peer: usize) -> Result<(), ChannelError> {
         if peer >= self.peers || peer == self.me {
             return Err(ChannelError::Transport {
                 peer: self.names.name(peer),
-                detail: format!("no such peer (this endpoint is {})", self.names.name(self.me)),
+                detail: format!(
+                    "no such peer (this endpoint is {})",
+                    self.names.name(self.me)
+                ),
             });
         }
         Ok(())
@@ -341,7 +359,11 @@ impl<T: Transport> Framed<T> {
             return Ok(());
         }
         while let Some(chunk) = chunks.next() {
-            let flags = if chunks.peek().is_none() { FLAG_LAST } else { 0 };
+            let flags = if chunks.peek().is_none() {
+                FLAG_LAST
+            } else {
+                0
+            };
             let frame = encode_frame(kind, phase, flags, *seq, chunk);
             self.transport.send_frame(to, *seq, frame).await?;
             *seq += 1;
@@ -475,13 +497,15 @@ impl<T: Transport> Channel for Framed<T> {
     }
 
     async fn abort(&self, reason: &str) {
-        let sends = (0..self.peers).filter(|&p| p != self.me).map(|p| async move {
-            let _ = tokio::time::timeout(
-                ABORT_NOTICE_TIMEOUT,
-                self.send_frames(p, KIND_ABORT, Phase::Handshake, reason.as_bytes()),
-            )
-            .await;
-        });
+        let sends = (0..self.peers)
+            .filter(|&p| p != self.me)
+            .map(|p| async move {
+                let _ = tokio::time::timeout(
+                    ABORT_NOTICE_TIMEOUT,
+                    self.send_frames(p, KIND_ABORT, Phase::Handshake, reason.as_bytes()),
+                )
+                .await;
+            });
         futures_util::future::join_all(sends).await;
     }
 

@@ -9,8 +9,14 @@
 //!
 //! The message path never sleeps on a fixed interval: receives long-poll, and backoff (with
 //! jitter) only follows errors or a relay that asks the sender to slow down (429).
+//!
+//! `https://` relays are reached over TLS (rustls, `ring` provider): the system's roots are
+//! trusted unless [`ClientTls::ca_cert`] names a private CA, and [`ClientTls::identity`]
+//! presents a client certificate to a relay that demands one (`mpc serve --client-ca`).
+//! TLS failures are not retried: they are reported at once, saying what to change.
 
 use std::error::Error as StdError;
+use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
@@ -20,6 +26,7 @@ use serde::Deserialize;
 use tokio::task::AbortHandle;
 
 use super::{ChannelError, PeerNames, Transport};
+use crate::relay::tls::{self, explain_tls_failure};
 
 /// Header carrying the client id that owns a seat (see the relay's join route).
 const CLIENT_HEADER: &str = "x-mpc-client";
@@ -42,6 +49,60 @@ const JOIN_POLL: Duration = Duration::from_millis(100);
 /// First and largest delay between retries after an error.
 const BACKOFF_START: Duration = Duration::from_millis(5);
 const BACKOFF_CAP: Duration = Duration::from_secs(1);
+
+/// TLS options of an HTTP client (for the relay or for direct-mode peers).
+#[derive(Debug, Clone, Default)]
+pub struct ClientTls {
+    /// PEM file with the CA certificate(s) to trust *instead of* the system's roots (for
+    /// servers with certificates from a private CA).
+    pub ca_cert: Option<PathBuf>,
+    /// PEM files with the client certificate (chain) and its private key, presented to
+    /// servers that demand one.
+    pub identity: Option<(PathBuf, PathBuf)>,
+}
+
+/// Builds the HTTP client used for the relay and for direct-mode peers: TLS per `tls`,
+/// no proxies (loopback and LAN addresses must not go through one), `TCP_NODELAY`.
+pub fn http_client(tls: &ClientTls, connect_timeout: Duration) -> Result<Client, String> {
+    tls::install_crypto_provider();
+    let mut builder = Client::builder()
+        .no_proxy()
+        .tcp_nodelay(true)
+        .connect_timeout(connect_timeout);
+    if let Some(ca) = &tls.ca_cert {
+        let certs = tls::load_certs(ca, "CA certificate").map_err(|e| e.to_string())?;
+        tls::load_roots(ca, "CA certificate").map_err(|e| e.to_string())?;
+        let certs = certs
+            .iter()
+            .map(|der| reqwest::Certificate::from_der(der))
+            .collect::<Result<Vec<_>, _>>()
+            .map_err(|err| format!("cannot use the CA certificate in {}: {err}", ca.display()))?;
+        builder = builder.tls_certs_only(certs);
+    }
+    if let Some((cert, key)) = &tls.identity {
+        // Check both files first, for clear messages.
+        tls::load_certs(cert, "client certificate").map_err(|e| e.to_string())?;
+        tls::load_key(key).map_err(|e| e.to_string())?;
+        let mut pem =
+            std::fs::read(cert).map_err(|err| format!("cannot read {}: {err}", cert.display()))?;
+        pem.push(b'\n');
+        pem.extend(
+            std::fs::read(key).map_err(|err| format!("cannot read {}: {err}", key.display()))?,
+        );
+        let identity = reqwest::Identity::from_pem(&pem).map_err(|err| {
+            format!(
+                "cannot use the client certificate {} with the key {}: {}",
+                cert.display(),
+                key.display(),
+                chain(&err)
+            )
+        })?;
+        builder = builder.identity(identity);
+    }
+    builder
+        .build()
+        .map_err(|err| format!("cannot create an HTTP client: {}", chain(&err)))
+}
 
 /// A session of the relay joined as one seat; see the module documentation.
 pub struct RelayTransport {
@@ -71,13 +132,33 @@ impl RelayTransport {
     /// computing parties (peer `parties` is the dealer). Retries with backoff while the
     /// relay cannot be reached, for up to `timeout`, which also bounds the retries of each
     /// later send. Starts a heartbeat (a repeated join every second) until dropped or
-    /// [`leave`](Self::leave) is called.
+    /// [`leave`](Self::leave) is called. Uses the system's TLS roots for `https://` URLs.
     pub async fn join(
         base_url: &str,
         session: &str,
         me: usize,
         parties: usize,
         timeout: Duration,
+    ) -> Result<RelayTransport, ChannelError> {
+        Self::join_with(
+            base_url,
+            session,
+            me,
+            parties,
+            timeout,
+            &ClientTls::default(),
+        )
+        .await
+    }
+
+    /// Like [`join`](Self::join), with TLS options (private CA, client certificate).
+    pub async fn join_with(
+        base_url: &str,
+        session: &str,
+        me: usize,
+        parties: usize,
+        timeout: Duration,
+        tls: &ClientTls,
     ) -> Result<RelayTransport, ChannelError> {
         let relay = format!("the relay at {base_url}");
         let fail = |detail: String| ChannelError::Transport {
@@ -99,11 +180,7 @@ impl RelayTransport {
                 "'{base_url}' is not an http:// or https:// URL"
             )));
         }
-        let client = Client::builder()
-            .tcp_nodelay(true)
-            .connect_timeout(timeout.min(QUICK_REQUEST))
-            .build()
-            .map_err(|err| fail(format!("cannot create an HTTP client: {}", chain(&err))))?;
+        let client = http_client(tls, timeout.min(QUICK_REQUEST)).map_err(&fail)?;
         let client_id = hex::encode(rand::random::<[u8; 16]>());
         let names = PeerNames::new(parties);
         let seat = |i: usize| seat_name(i, parties);
@@ -144,7 +221,12 @@ impl RelayTransport {
                         body_text(resp).await
                     )));
                 }
-                Err(err) => format!("cannot reach {join_url}: {}", chain(&err)),
+                Err(err) => {
+                    if let Some(why) = explain_tls_failure(&err, "the relay") {
+                        return Err(fail(why));
+                    }
+                    format!("cannot reach {join_url}: {}", chain(&err))
+                }
             };
             if !backoff.sleep_before(deadline).await {
                 return Err(fail(format!(
@@ -359,7 +441,12 @@ impl Transport for RelayTransport {
                         ),
                     });
                 }
-                Err(err) => format!("cannot reach the relay: {}", chain(&err)),
+                Err(err) => {
+                    if let Some(why) = explain_tls_failure(&err, "the relay") {
+                        return Err(self.relay_error(why));
+                    }
+                    format!("cannot reach the relay: {}", chain(&err))
+                }
             };
             if !backoff.sleep_before(deadline).await {
                 return Err(ChannelError::Transport {
@@ -437,7 +524,12 @@ impl Transport for RelayTransport {
                         });
                     }
                 },
-                Err(err) => format!("cannot reach the relay: {}", chain(&err)),
+                Err(err) => {
+                    if let Some(why) = explain_tls_failure(&err, "the relay") {
+                        return Err(self.relay_error(why));
+                    }
+                    format!("cannot reach the relay: {}", chain(&err))
+                }
             };
             last_error = Some(why);
             let pause = backoff
@@ -477,7 +569,7 @@ fn seat_name(i: usize, parties: usize) -> String {
 }
 
 /// `base` with `parts` appended as (percent-encoded) path segments.
-fn endpoint(base: &Url, parts: &[&str]) -> Result<Url, String> {
+pub(crate) fn endpoint(base: &Url, parts: &[&str]) -> Result<Url, String> {
     let mut url = base.clone();
     url.set_query(None);
     url.set_fragment(None);
@@ -494,12 +586,12 @@ fn endpoint(base: &Url, parts: &[&str]) -> Result<Url, String> {
 }
 
 /// Statuses worth retrying: the relay is busy (429) or failing (5xx).
-fn retryable(status: StatusCode) -> bool {
+pub(crate) fn retryable(status: StatusCode) -> bool {
     status == StatusCode::TOO_MANY_REQUESTS || status.is_server_error()
 }
 
 /// The (trimmed, bounded) text of a response, for error messages.
-async fn body_text(resp: reqwest::Response) -> String {
+pub(crate) async fn body_text(resp: reqwest::Response) -> String {
     match resp.bytes().await {
         Ok(body) => {
             let text = String::from_utf8_lossy(&body[..body.len().min(1000)]);
@@ -515,7 +607,7 @@ async fn body_text(resp: reqwest::Response) -> String {
 }
 
 /// An error with its causes, "a: b: c" (reqwest's own message alone is terse).
-fn chain(err: &dyn StdError) -> String {
+pub fn chain(err: &dyn StdError) -> String {
     let mut text = err.to_string();
     let mut source = err.source();
     while let Some(cause) = source {
@@ -530,26 +622,27 @@ fn chain(err: &dyn StdError) -> String {
 }
 
 /// Exponential backoff with jitter, from [`BACKOFF_START`] to [`BACKOFF_CAP`].
-struct Backoff {
+pub(crate) struct Backoff {
     current: Duration,
 }
 
 impl Backoff {
-    fn new() -> Self {
+    /// A backoff starting at its smallest delay.
+    pub(crate) fn new() -> Self {
         Self {
             current: BACKOFF_START,
         }
     }
 
     /// The next delay: the current step times a random factor in [0.5, 1.5).
-    fn next_delay(&mut self) -> Duration {
+    pub(crate) fn next_delay(&mut self) -> Duration {
         let delay = self.current.mul_f64(rand::random_range(0.5..1.5));
         self.current = (self.current * 2).min(BACKOFF_CAP);
         delay
     }
 
     /// Sleeps the next delay, unless that would pass `deadline` (then returns false).
-    async fn sleep_before(&mut self, deadline: Instant) -> bool {
+    pub(crate) async fn sleep_before(&mut self, deadline: Instant) -> bool {
         let delay = self.next_delay();
         if Instant::now() + delay > deadline {
             return false;

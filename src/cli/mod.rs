@@ -2,6 +2,7 @@
 //! carries the exit code a script sees.
 
 pub mod check;
+pub mod connect;
 pub mod party;
 pub mod pre;
 pub mod run;
@@ -72,4 +73,12 @@ pub enum Format {
     Text,
     /// `{"result": ..., "party": ..., "stats": ...}`.
     Json,
+}
+
+/// Peak resident set size of this process (Linux: VmHWM in /proc/self/status), for stats.
+pub fn peak_rss_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib * 1024)
 }

@@ -4,21 +4,22 @@
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use crate::channel::relay::RelayTransport;
-use crate::channel::{Channel, Framed};
+use crate::channel::Channel;
 use crate::engine::preprocess::SourceKind;
 use crate::engine::protocol::DEFAULT_CHUNK_ANDS;
 use crate::engine::{PartyConfig, run_party};
 use crate::program::{Outcome, Program};
 use crate::progress::StderrProgress;
 
+use super::connect::{self, ConnectArgs, Role};
 use super::{Failure, Format, exit, parse_secs};
 
 /// Arguments of `mpc party`.
 #[derive(clap::Args, Debug)]
 pub struct PartyArgs {
-    /// URL of the relay (`mpc serve`), e.g. http://127.0.0.1:8000.
-    pub url: String,
+    /// How to reach the others: a relay URL, or --peers for direct mode; TLS; sealing.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Session name (shared by all parties of one computation).
     #[arg(long)]
     pub session: String,
@@ -53,11 +54,15 @@ pub struct PartyArgs {
 pub async fn run(args: PartyArgs) -> Result<(), Failure> {
     let who = format!("party {}", args.party);
     let progress = StderrProgress::new(&who, args.quiet);
-    let (program, report) = Program::load_with_cache(&args.program, None)
-        .map_err(Failure::usage)?;
+    let (program, report) =
+        Program::load_with_cache(&args.program, None).map_err(Failure::usage)?;
     progress.note(&format!(
         "{} {} in {:.3} s",
-        if report.from_cache { "loaded cached" } else { "compiled" },
+        if report.from_cache {
+            "loaded cached"
+        } else {
+            "compiled"
+        },
         args.program.display(),
         report.elapsed.as_secs_f64()
     ));
@@ -83,30 +88,8 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
         .parse_input(args.party, &args.input)
         .map_err(Failure::usage)?;
 
-    let deadline = Instant::now() + args.timeout;
-    let transport = RelayTransport::join(&args.url, &args.session, args.party, n, args.timeout)
-        .await
-        .map_err(Failure::protocol)?;
-    progress.waiting(&format!(
-        "waiting for the parties and the dealer of session '{}'",
-        args.session
-    ));
-    let waited = transport
-        .wait_for(n, true, deadline, |joined| {
-            progress.waiting(&format!(
-                "session '{}': {joined}/{} joined (parties and dealer)",
-                args.session,
-                n + 1
-            ))
-        })
-        .await;
-    progress.clear();
-    if let Err(e) = waited {
-        transport.leave().await;
-        return Err(Failure::protocol(e));
-    }
-
-    let ch = Framed::new(transport, args.party, n + 1, n, args.timeout);
+    let role = Role::party(args.party, n, &args.session, args.timeout);
+    let ch = connect::connect(&args.connect, &role, &progress).await?;
     let cfg = PartyConfig {
         me: args.party,
         parties: n,
@@ -121,12 +104,13 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
-            ch.abort(&format!("party {} stopped: {e}", args.party)).await;
-            ch.transport().leave().await;
+            ch.abort(&format!("party {} stopped: {e}", args.party))
+                .await;
+            connect::leave(&ch).await;
             return Err(Failure::protocol(e));
         }
     };
-    ch.transport().leave().await;
+    connect::leave(&ch).await;
     let elapsed = started.elapsed();
     progress.note(&format!(
         "computed {} AND gates in {:.3} s, sent {} bytes",
@@ -137,7 +121,9 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
     let formatted = program
         .format_output(&outcome.output)
         .map_err(Failure::protocol)?;
-    print_outcome(&formatted, args.format, Some(args.party), &outcome.stats)
+    let mut stats = outcome.stats;
+    stats.peak_rss_bytes = super::peak_rss_bytes();
+    print_outcome(&formatted, args.format, Some(args.party), &stats, None)
 }
 
 /// Prints a result on stdout (or a panic on stderr, exiting 70).
@@ -146,13 +132,18 @@ pub fn print_outcome(
     format: Format,
     party: Option<usize>,
     stats: &crate::engine::Stats,
+    per_party_bytes: Option<Vec<u64>>,
 ) -> Result<(), Failure> {
     match outcome {
         Outcome::Value(v) => {
             match format {
                 Format::Text => println!("{v}"),
                 Format::Json => {
-                    let json = serde_json::json!({ "result": v, "party": party, "stats": stats });
+                    let mut json =
+                        serde_json::json!({ "result": v, "party": party, "stats": stats });
+                    if let Some(bytes) = per_party_bytes {
+                        json["bytes_sent_per_party"] = serde_json::json!(bytes);
+                    }
                     println!("{json}");
                 }
             }

@@ -3,18 +3,20 @@
 
 use std::time::{Duration, Instant};
 
-use crate::channel::relay::RelayTransport;
-use crate::channel::{Channel, Framed};
+use crate::channel::Channel;
 use crate::engine::preprocess::dealer::run_dealer;
 use crate::progress::StderrProgress;
 
+use super::connect::{self, ConnectArgs, Role};
 use super::{Failure, parse_secs};
 
 /// Arguments of `mpc pre`.
 #[derive(clap::Args, Debug)]
 pub struct PreArgs {
-    /// URL of the relay (`mpc serve`), e.g. http://127.0.0.1:8000.
-    pub url: String,
+    /// How to reach the parties: a relay URL, or --peers for direct mode (the dealer's URL
+    /// is the last entry); TLS; sealing.
+    #[command(flatten)]
+    pub connect: ConnectArgs,
     /// Session name (shared by all parties of one computation).
     #[arg(long)]
     pub session: String,
@@ -39,22 +41,8 @@ pub async fn run(args: PreArgs) -> Result<(), Failure> {
     }
     let n = args.parties;
     let progress = StderrProgress::new("dealer", args.quiet);
-    let deadline = Instant::now() + args.timeout;
-    let transport = RelayTransport::join(&args.url, &args.session, n, n, args.timeout)
-        .await
-        .map_err(Failure::protocol)?;
-    progress.waiting(&format!("waiting for {n} parties in session '{}'", args.session));
-    transport
-        .wait_for(n, false, deadline, |joined| {
-            progress.waiting(&format!(
-                "waiting for parties in session '{}': {joined}/{n} joined",
-                args.session
-            ))
-        })
-        .await
-        .map_err(Failure::protocol)?;
-    progress.clear();
-    let ch = Framed::new(transport, n, n + 1, n, args.timeout);
+    let role = Role::dealer(n, &args.session, args.timeout);
+    let ch = connect::connect(&args.connect, &role, &progress).await?;
     let started = Instant::now();
     let result = run_dealer(&ch, n, &progress).await;
     progress.clear();
@@ -68,12 +56,12 @@ pub async fn run(args: PreArgs) -> Result<(), Failure> {
                 summary.bytes_sent,
                 started.elapsed().as_secs_f64()
             ));
-            ch.transport().leave().await;
+            connect::leave(&ch).await;
             Ok(())
         }
         Err(e) => {
             ch.abort(&format!("the dealer stopped: {e}")).await;
-            ch.transport().leave().await;
+            connect::leave(&ch).await;
             Err(Failure::protocol(e))
         }
     }

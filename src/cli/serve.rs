@@ -1,10 +1,12 @@
 //! `mpc serve`: run the relay that routes messages between the parties of many sessions.
 
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::relay::tls::ServerTlsFiles;
 use crate::relay::{self, RelayConfig};
 
 /// Options of `mpc serve`.
@@ -37,6 +39,20 @@ pub struct ServeArgs {
     /// Report a party lost after this many seconds without contact.
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub lost_after: f64,
+
+    /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
+    /// Clients then use an https:// URL (and --ca-cert FILE if the CA is private).
+    #[arg(long, value_name = "FILE", requires = "tls_key")]
+    pub tls_cert: Option<PathBuf>,
+
+    /// The private key (PEM) of --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub tls_key: Option<PathBuf>,
+
+    /// Mutual TLS: admit only clients presenting a certificate issued by this CA (PEM);
+    /// parties and dealers then give --cert FILE --key FILE. Needs --tls-cert.
+    #[arg(long, value_name = "FILE", requires = "tls_cert")]
+    pub client_ca: Option<PathBuf>,
 }
 
 impl ServeArgs {
@@ -56,6 +72,14 @@ impl ServeArgs {
             max_session: self.max_session,
             max_total: self.max_total,
             lost_after: Duration::from_secs_f64(self.lost_after.min(1e9)),
+            tls: match (&self.tls_cert, &self.tls_key) {
+                (Some(cert), Some(key)) => Some(ServerTlsFiles {
+                    cert: cert.clone(),
+                    key: key.clone(),
+                    client_ca: self.client_ca.clone(),
+                }),
+                _ => None,
+            },
         })
     }
 }
@@ -64,10 +88,15 @@ impl ServeArgs {
 pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     let config = args.config()?;
     let relay = relay::bind(config.clone()).await?;
+    let client_auth = if config.tls.as_ref().is_some_and(|t| t.client_ca.is_some()) {
+        ", client certificates required"
+    } else {
+        ""
+    };
     eprintln!(
-        "mpc relay {} listening on http://{} (message limit {} bytes, sessions expire after {} s idle)",
+        "mpc relay {} listening on {} (message limit {} bytes, sessions expire after {} s idle{client_auth})",
         env!("CARGO_PKG_VERSION"),
-        relay.local_addr(),
+        relay.url(),
         config.max_message,
         config.session_ttl.as_secs()
     );

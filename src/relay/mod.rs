@@ -5,13 +5,16 @@
 //! module is split into:
 //! - [`sessions`]: the session registry, seats, per-pair mailboxes and memory accounting;
 //! - [`routes`]: request parsing and the HTTP routes (see the design document);
-//! - this file: configuration, binding, the accept loop, expiry and shutdown.
+//! - [`tls`]: optional TLS (rustls), also for clients that must present a certificate;
+//! - this file: configuration, binding, the accept loop (shared with direct-mode
+//!   endpoints, see [`serve_http`]), expiry and shutdown.
 //!
 //! Every session has its own (std) mutex, held only for short, non-async critical sections;
 //! waiting receivers are woken through a [`tokio::sync::Notify`] per ordered pair.
 
 pub mod routes;
 pub mod sessions;
+pub mod tls;
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -19,21 +22,31 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
+use bytes::Bytes;
+use http_body_util::Full;
+use hyper::body::Incoming;
 use hyper::service::service_fn;
+use hyper::{Request, Response};
 use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
 use hyper_util::server::conn::auto;
 use thiserror::Error;
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
+use tokio_rustls::TlsAcceptor;
 
 use sessions::Registry;
+use tls::{ServerTlsFiles, TlsError};
 
 /// How long open connections may take to finish their current requests after shutdown.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
 
 /// How long a client may take to send the headers of a request (HTTP/1.1).
 const HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// How long a client may take to complete the TLS handshake.
+const TLS_HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Settings of the relay; every limit is in bytes and answered with a clear status when hit.
 #[derive(Debug, Clone)]
@@ -53,6 +66,9 @@ pub struct RelayConfig {
     /// A seat that joined with a client id and has not been heard from for this long is
     /// reported lost (410) to whoever waits for a message from it.
     pub lost_after: Duration,
+    /// Serve HTTPS with this certificate and key (and, optionally, demand client
+    /// certificates from a CA); `None` serves plain HTTP.
+    pub tls: Option<ServerTlsFiles>,
 }
 
 impl Default for RelayConfig {
@@ -65,6 +81,7 @@ impl Default for RelayConfig {
             max_session: 1 << 30,
             max_total: 4 << 30,
             lost_after: Duration::from_secs(5),
+            tls: None,
         }
     }
 }
@@ -119,6 +136,9 @@ pub enum RelayError {
         #[source]
         source: std::io::Error,
     },
+    /// The TLS certificate, key or client CA cannot be used.
+    #[error("cannot set up TLS: {0}")]
+    Tls(#[from] TlsError),
 }
 
 /// A relay bound to its listening socket, ready to [`run`](Relay::run).
@@ -126,6 +146,7 @@ pub struct Relay {
     listener: TcpListener,
     addr: SocketAddr,
     registry: Arc<Registry>,
+    tls: Option<TlsAcceptor>,
 }
 
 /// Binds a relay to `config.listen` (port 0 picks a free port; see [`Relay::local_addr`]).
@@ -145,6 +166,9 @@ impl Relay {
     /// Validates `config` and opens the listening socket.
     pub async fn bind(config: RelayConfig) -> Result<Relay, RelayError> {
         config.validate()?;
+        // Every rustls user in the process (this server, reqwest clients) shares one provider.
+        tls::install_crypto_provider();
+        let tls = config.tls.as_ref().map(tls::acceptor).transpose()?;
         let listener =
             TcpListener::bind(config.listen)
                 .await
@@ -160,12 +184,19 @@ impl Relay {
             listener,
             addr,
             registry: Arc::new(Registry::new(config)),
+            tls,
         })
     }
 
     /// The address actually bound (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The URL clients use: `https://ADDR` with TLS, `http://ADDR` without.
+    pub fn url(&self) -> String {
+        let scheme = if self.tls.is_some() { "https" } else { "http" };
+        format!("{scheme}://{}", self.addr)
     }
 
     /// Serves connections until `shutdown` completes, then lets open connections finish
@@ -175,69 +206,122 @@ impl Relay {
             listener,
             addr,
             registry,
+            tls,
         } = self;
-        tracing::debug!(%addr, "relay accepting connections");
-        let (stop_tx, stop_rx) = watch::channel(false);
-        let mut connections = JoinSet::new();
+        tracing::debug!(%addr, tls = tls.is_some(), "relay accepting connections");
         let expiry = tokio::spawn(expire_sessions(registry.clone()));
-        let mut builder = auto::Builder::new(TokioExecutor::new());
-        builder
-            .http1()
-            .timer(TokioTimer::new())
-            .header_read_timeout(HEADER_READ_TIMEOUT);
-        builder.http2().timer(TokioTimer::new());
-        let builder = Arc::new(builder);
-
-        tokio::pin!(shutdown);
-        loop {
-            tokio::select! {
-                _ = &mut shutdown => break,
-                accepted = listener.accept() => match accepted {
-                    Ok((stream, peer)) => {
-                        let _ = stream.set_nodelay(true);
-                        connections.spawn(serve_connection(
-                            builder.clone(),
-                            registry.clone(),
-                            stream,
-                            peer,
-                            stop_rx.clone(),
-                        ));
-                    }
-                    Err(err) => {
-                        // Usually out of file descriptors: wait a little instead of spinning.
-                        tracing::warn!("cannot accept a connection: {err}");
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                },
-                // Reap finished connection tasks so the set does not grow without bound.
-                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        let handler = {
+            let registry = registry.clone();
+            move |req: Request<Incoming>| {
+                let registry = registry.clone();
+                async move { routes::handle(&registry, req).await }
             }
-        }
-
-        tracing::info!("relay shutting down");
-        drop(listener);
-        expiry.abort();
-        registry.shut_down();
-        let _ = stop_tx.send(true);
-        let drain = async { while connections.join_next().await.is_some() {} };
-        if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-            connections.abort_all();
-        }
+        };
+        serve_http(listener, tls, handler, shutdown, || {
+            tracing::info!("relay shutting down");
+            expiry.abort();
+            registry.shut_down();
+        })
+        .await;
         Ok(())
     }
 }
 
-/// Serves one accepted connection (HTTP/1.1 or HTTP/2) until it closes or the relay stops.
-async fn serve_connection(
+/// Serves HTTP/1.1 and HTTP/2 connections from `listener` (over TLS when `tls` is set),
+/// answering every request with `handler`, until `shutdown` completes. Then stops
+/// accepting, calls `on_stop` (e.g. to wake long-polls), and gives open connections a
+/// short grace period to finish their current requests. A failed TLS handshake only ends
+/// that connection (it is logged at debug level).
+pub(crate) async fn serve_http<H, F>(
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send,
+    on_stop: impl FnOnce(),
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut connections = JoinSet::new();
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(HEADER_READ_TIMEOUT);
+    builder.http2().timer(TokioTimer::new());
+    let builder = Arc::new(builder);
+
+    tokio::pin!(shutdown);
+    loop {
+        tokio::select! {
+            _ = &mut shutdown => break,
+            accepted = listener.accept() => match accepted {
+                Ok((stream, peer)) => {
+                    let _ = stream.set_nodelay(true);
+                    let builder = builder.clone();
+                    let handler = handler.clone();
+                    let stop = stop_rx.clone();
+                    let tls = tls.clone();
+                    connections.spawn(async move {
+                        match tls {
+                            None => serve_connection(builder, handler, stream, peer, stop).await,
+                            Some(acceptor) => {
+                                let handshake = tokio::time::timeout(
+                                    TLS_HANDSHAKE_TIMEOUT,
+                                    acceptor.accept(stream),
+                                );
+                                match handshake.await {
+                                    Ok(Ok(stream)) => {
+                                        serve_connection(builder, handler, stream, peer, stop)
+                                            .await
+                                    }
+                                    Ok(Err(err)) => {
+                                        tracing::debug!(%peer, "TLS handshake failed: {err}");
+                                    }
+                                    Err(_) => {
+                                        tracing::debug!(%peer, "TLS handshake timed out");
+                                    }
+                                }
+                            }
+                        }
+                    });
+                }
+                Err(err) => {
+                    // Usually out of file descriptors: wait a little instead of spinning.
+                    tracing::warn!("cannot accept a connection: {err}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            },
+            // Reap finished connection tasks so the set does not grow without bound.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+        }
+    }
+
+    drop(listener);
+    on_stop();
+    let _ = stop_tx.send(true);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        connections.abort_all();
+    }
+}
+
+/// Serves one accepted connection (HTTP/1.1 or HTTP/2) until it closes or the server stops.
+async fn serve_connection<I, H, F>(
     builder: Arc<auto::Builder<TokioExecutor>>,
-    registry: Arc<Registry>,
-    stream: tokio::net::TcpStream,
+    handler: H,
+    stream: I,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
-) {
+) where
+    I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let service = service_fn(move |req| {
-        let registry = registry.clone();
-        async move { Ok::<_, Infallible>(routes::handle(&registry, req).await) }
+        let reply = handler(req);
+        async move { Ok::<_, Infallible>(reply.await) }
     });
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);

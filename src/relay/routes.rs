@@ -135,7 +135,7 @@ fn only(method: &Method, allowed: &[Method]) -> Result<(), Refusal> {
     ))
 }
 
-fn text(status: StatusCode, message: &str) -> Reply {
+pub(crate) fn text(status: StatusCode, message: &str) -> Reply {
     let mut body = message.to_string();
     body.push('\n');
     let mut reply = Response::new(Full::new(Bytes::from(body)));
@@ -147,7 +147,7 @@ fn text(status: StatusCode, message: &str) -> Reply {
     reply
 }
 
-fn json(value: &impl serde::Serialize) -> Reply {
+pub(crate) fn json(value: &impl serde::Serialize) -> Reply {
     match serde_json::to_vec(value) {
         Ok(body) => {
             let mut reply = Response::new(Full::new(Bytes::from(body)));
@@ -184,7 +184,7 @@ fn bad_request(why: impl Into<String>) -> Refusal {
 }
 
 /// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
-fn percent_decode(raw: &str) -> Option<String> {
+pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
     let mut out = Vec::with_capacity(bytes.len());
     let mut i = 0;
@@ -374,7 +374,7 @@ fn participants(registry: &Registry, session: &str) -> Result<Reply, Refusal> {
 }
 
 /// How reading a message body failed.
-enum BodyError {
+pub(crate) enum BodyError {
     /// Larger than the limit.
     TooLarge,
     /// The connection failed or the body is malformed.
@@ -382,7 +382,7 @@ enum BodyError {
 }
 
 /// Reads a body of at most `limit` bytes; a larger body is discarded and refused.
-async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
     let mut limited = Limited::new(body, limit);
     let mut buf = BytesMut::new();
     let mut single: Option<Bytes> = None;
@@ -415,7 +415,7 @@ async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
 
 /// Reads and throws away the rest of a refused body (bounded in bytes and time), so that
 /// an HTTP/1.1 client still reads the answer instead of a reset connection.
-async fn discard<B>(mut body: B)
+pub(crate) async fn discard<B>(mut body: B)
 where
     B: hyper::body::Body + Unpin,
     B::Data: bytes::Buf,

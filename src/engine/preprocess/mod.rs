@@ -7,6 +7,8 @@
 //! `[a], [b], [c], [λ_γ]` with `c = a ∧ b` and `λ_γ` the mask of the gate's output wire.
 
 pub mod dealer;
+pub mod faand;
+pub mod ot;
 
 use std::future::Future;
 

@@ -1,0 +1,263 @@
+//! Multi-party authenticated bits (WRK17's FaBit^n): every party P_i picks random bits x_i
+//! and obtains, through one COT extension with every other party P_j, the MACs
+//! M_j[x_i] = K_j[x_i] ⊕ x_i·Δ_j, while P_j obtains the keys K_j[x_i].
+//!
+//! Two checks make this maliciously secure:
+//!
+//! - **OT extension consistency check** (KOS15, per ordered pair): with challenges χ_t from a
+//!   coin toss made after every u-matrix was sent, P_i sends x̃_i = Σ χ_t·x_i[t] and
+//!   t̃ = Σ χ_t·M_j[x_i[t]] to P_j, which checks Σ χ_t·K_j[x_i[t]] = t̃ ⊕ x̃_i·Δ_j.
+//! - **aBit consistency check** (WRK17: a party must use the *same* bits towards everyone):
+//!   the challenges are common to all pairs, so if P_i used bits x towards P_j and x' ≠ x
+//!   towards P_k, the two values x̃ it must send differ except with probability 2^-128 (the
+//!   random linear combination over GF(2^128) of WRK17, with one field element instead of ρ
+//!   bit-combinations). Every party therefore echoes to every other the x̃ it received from
+//!   each party; any difference aborts. The 256 sacrificed bits at the end of the batch mask
+//!   x̃, so it reveals nothing about the bits that are used.
+
+use bytes::Bytes;
+
+use super::common::{CoinToss, Ctr, Ctx, get_bit, offload, read_block};
+use super::extension::PairOt;
+use super::gf::{self, Acc};
+use crate::channel::{Channel, Phase};
+use crate::engine::EngineError;
+use crate::engine::share::Block;
+
+/// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
+pub const SACRIFICE: usize = 256;
+
+/// Rows per OT-extension message (a multiple of 128; 1 MiB of u-columns).
+pub const CHUNK_ROWS: usize = 1 << 16;
+
+/// The check that a bad OT-extension message fails.
+pub const OT_CHECK: &str = "OT extension consistency check";
+
+/// The check that a party using different bits towards different parties fails.
+pub const ABIT_CHECK: &str = "aBit consistency check";
+
+/// One batch of authenticated bits held by one party.
+pub struct ABits {
+    /// Number of bits (a multiple of 128, including the sacrificed ones at the end).
+    pub len: usize,
+    /// This party's bits, packed 128 per block.
+    pub bits: Vec<Block>,
+    /// MACs M_j[x_me[t]] per peer slot.
+    pub macs: Vec<Vec<Block>>,
+    /// Keys K_me[x_j[t]] per peer slot.
+    pub keys: Vec<Vec<Block>>,
+}
+
+impl ABits {
+    /// No bits; its buffers grow on first use and are reused by later batches (so big
+    /// batches do not pay for fresh, zeroed pages every time).
+    pub fn empty(m: usize) -> Self {
+        Self {
+            len: 0,
+            bits: Vec::new(),
+            macs: vec![Vec::new(); m],
+            keys: vec![Vec::new(); m],
+        }
+    }
+
+    /// Bit t of this party.
+    #[inline]
+    pub fn bit(&self, t: usize) -> bool {
+        get_bit(&self.bits, t)
+    }
+}
+
+/// Produces at least `useful` authenticated bits (plus the sacrificed ones) with every peer
+/// and runs both checks, reusing the buffers of `store`. The pair states are moved in and
+/// handed back (heavy steps run on the blocking pool, which needs owned data).
+pub async fn generate<C: Channel>(
+    ctx: &mut Ctx<'_, C>,
+    pairs: Vec<PairOt>,
+    useful: usize,
+    store: ABits,
+) -> Result<(ABits, Vec<PairOt>), EngineError> {
+    let len = (useful + SACRIFICE).div_ceil(128) * 128;
+    let mut st = Extension {
+        ab: store,
+        pairs,
+        cols: Vec::new(),
+        scratch: Vec::new(),
+    };
+    st.ab.len = len;
+    st.ab.bits.clear();
+    st.ab.bits.resize(len / 128, 0);
+    ctx.rng.fill(&mut st.ab.bits);
+    let mut st = offload(move || {
+        for v in st.ab.macs.iter_mut().chain(st.ab.keys.iter_mut()) {
+            v.clear();
+            v.resize(len, 0);
+        }
+        st
+    })
+    .await?;
+
+    // The challenge seed is committed to before any u-matrix is sent and opened after all
+    // are, so no MAC holder can adapt its bits to the challenges.
+    let coin = CoinToss::commit(ctx, Phase::OtExtension, b"OT extension challenge").await?;
+
+    let delta = ctx.delta;
+    let mut start = 0;
+    while start < len {
+        let rows = CHUNK_ROWS.min(len - start);
+        let (back, msgs) = offload(move || {
+            let msgs = st.mac_side(start, rows);
+            (st, msgs)
+        })
+        .await?;
+        st = back;
+        let received = ctx.exchange_each(Phase::OtExtension, msgs).await?;
+        for (s, u) in received.iter().enumerate() {
+            ctx.expect_len(s, Phase::OtExtension, u, rows * 16)?;
+        }
+        st = offload(move || {
+            st.key_side(start, rows, delta, &received);
+            st
+        })
+        .await?;
+        start += rows;
+    }
+
+    let seed = coin.open(ctx, Phase::OtCheck).await?;
+    let (st, x_tilde, mac_acc, key_acc) = offload(move || {
+        let (x, macs, keys) = st.combine(&seed);
+        (st, x, macs, keys)
+    })
+    .await?;
+    let Extension { ab, pairs, .. } = st;
+    let msgs = mac_acc
+        .iter()
+        .map(|acc| {
+            let mut msg = Vec::with_capacity(32);
+            msg.extend_from_slice(&x_tilde.to_le_bytes());
+            msg.extend_from_slice(&acc.reduce().to_le_bytes());
+            Bytes::from(msg)
+        })
+        .collect();
+    let received = ctx.exchange_each(Phase::OtCheck, msgs).await?;
+    let n = ctx.slots.n;
+    let mut all_x = vec![0u128; n];
+    all_x[ctx.slots.me] = x_tilde;
+    for (s, msg) in received.iter().enumerate() {
+        ctx.expect_len(s, Phase::OtCheck, msg, 32)?;
+        let (their_x, their_t) = match (read_block(msg, 0), read_block(msg, 1)) {
+            (Some(x), Some(t)) => (x, t),
+            _ => return Err(ctx.malformed(s, Phase::OtCheck, "short check message".into())),
+        };
+        if key_acc[s].reduce() != their_t ^ gf::mul(their_x, ctx.delta) {
+            return Err(ctx.check_failed(
+                OT_CHECK,
+                s,
+                format!(
+                    "its combined MACs of batch {} do not match this party's keys",
+                    ctx.batch
+                ),
+            ));
+        }
+        all_x[ctx.others[s]] = their_x;
+    }
+
+    // Echo every party's x̃ to everyone.
+    let mut echo = Vec::with_capacity(16 * n);
+    for x in &all_x {
+        echo.extend_from_slice(&x.to_le_bytes());
+    }
+    let received = ctx.broadcast(Phase::ABitCheck, Bytes::from(echo)).await?;
+    for (s, msg) in received.iter().enumerate() {
+        ctx.expect_len(s, Phase::ABitCheck, msg, 16 * n)?;
+        for (k, mine) in all_x.iter().enumerate() {
+            if read_block(msg, k) != Some(*mine) {
+                return Err(ctx.check_failed(
+                    ABIT_CHECK,
+                    s,
+                    format!(
+                        "it received other combined bits from party {k} than this party did (party {k} used different bits towards different parties, or a message was altered)"
+                    ),
+                ));
+            }
+        }
+    }
+
+    Ok((ab, pairs))
+}
+
+/// The state of one batch's OT extension, moved to the blocking pool for each heavy step.
+struct Extension {
+    ab: ABits,
+    pairs: Vec<PairOt>,
+    cols: Vec<Block>,
+    scratch: Vec<Block>,
+}
+
+impl Extension {
+    /// The MAC-holder side of rows `start..start + rows` with every peer: the u-messages.
+    fn mac_side(&mut self, start: usize, rows: usize) -> Vec<Bytes> {
+        let nb = rows / 128;
+        let x = &self.ab.bits[start / 128..start / 128 + nb];
+        let mut msgs = Vec::with_capacity(self.pairs.len());
+        for (s, pair) in self.pairs.iter_mut().enumerate() {
+            let mut msg = Vec::new();
+            pair.mac_chunk(
+                x,
+                &mut self.cols,
+                &mut self.scratch,
+                &mut msg,
+                &mut self.ab.macs[s][start..start + rows],
+            );
+            msgs.push(Bytes::from(msg));
+        }
+        msgs
+    }
+
+    /// The key-holder side of the same rows, from the peers' (length-checked) u-messages.
+    fn key_side(&mut self, start: usize, rows: usize, delta: Block, received: &[Bytes]) {
+        let nb = rows / 128;
+        for (s, (pair, u)) in self.pairs.iter_mut().zip(received).enumerate() {
+            pair.key_chunk(
+                delta,
+                u,
+                nb,
+                &mut self.cols,
+                &mut self.ab.keys[s][start..start + rows],
+            );
+        }
+    }
+
+    /// x̃ and, per peer, Σ χ_t·M and Σ χ_t·K with the challenges from `seed`.
+    fn combine(&self, seed: &[u8; 32]) -> (Block, Vec<Acc>, Vec<Acc>) {
+        let m = self.pairs.len();
+        let len = self.ab.len;
+        let mut chi_stream = Ctr::from_seed32(seed, 1);
+        let mut x_tilde = 0u128;
+        let mut mac_acc = vec![Acc::default(); m];
+        let mut key_acc = vec![Acc::default(); m];
+        let mut chi = vec![0u128; 4096];
+        let mut start = 0;
+        while start < len {
+            let rows = chi.len().min(len - start);
+            let chi = &mut chi[..rows];
+            chi_stream.fill(chi);
+            for (i, c) in chi.iter().enumerate() {
+                if get_bit(&self.ab.bits, start + i) {
+                    x_tilde ^= c;
+                }
+            }
+            for s in 0..m {
+                mac_acc[s].merge(gf::inner_product(
+                    chi,
+                    &self.ab.macs[s][start..start + rows],
+                ));
+                key_acc[s].merge(gf::inner_product(
+                    chi,
+                    &self.ab.keys[s][start..start + rows],
+                ));
+            }
+            start += rows;
+        }
+        (x_tilde, mac_acc, key_acc)
+    }
+}

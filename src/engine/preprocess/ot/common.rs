@@ -1,0 +1,370 @@
+//! What every step of the OT-based preprocessing shares: the per-party context, a fast
+//! AES-CTR stream, the fixed-key hash, and coin tossing.
+
+use aes::Aes128;
+use aes::cipher::{BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
+use bytes::Bytes;
+use rand::RngCore;
+
+use crate::channel::{Channel, PeerNames, Phase};
+use crate::engine::share::{Block, Slots};
+use crate::engine::{EngineError, exchange};
+
+/// Encrypts blocks in place with AES-128 (the `aes` crate uses AES-NI when available and
+/// pipelines several blocks per call).
+pub fn encrypt_in_place(cipher: &Aes128, blocks: &mut [Block]) {
+    #[cfg(target_endian = "little")]
+    {
+        // SAFETY: GenericArray<u8, U16> is a #[repr(transparent)] wrapper of [u8; 16]: same
+        // size as u128 and weaker alignment, so the cast is valid for the slice's lifetime.
+        // On little-endian targets a u128's memory is its `to_le_bytes`, the byte order used
+        // everywhere in this crate.
+        let view = unsafe {
+            std::slice::from_raw_parts_mut(
+                blocks.as_mut_ptr() as *mut GenericArray<u8, U16>,
+                blocks.len(),
+            )
+        };
+        cipher.encrypt_blocks(view);
+    }
+    #[cfg(not(target_endian = "little"))]
+    {
+        let mut view: Vec<GenericArray<u8, U16>> = blocks
+            .iter()
+            .map(|b| GenericArray::from(b.to_le_bytes()))
+            .collect();
+        cipher.encrypt_blocks(&mut view);
+        for (b, v) in blocks.iter_mut().zip(&view) {
+            *b = u128::from_le_bytes((*v).into());
+        }
+    }
+}
+
+/// AES-128 in counter mode: the PRG that expands base-OT seeds, samples challenges from a
+/// coin-tossed seed, and draws local randomness. Both ends of an OT pair expand the same seed
+/// with it, so its output must never change between versions.
+pub struct Ctr {
+    cipher: Aes128,
+    counter: u128,
+}
+
+impl Ctr {
+    /// A stream from a 16-byte seed.
+    pub fn new(seed: [u8; 16]) -> Self {
+        Self {
+            cipher: Aes128::new(&GenericArray::from(seed)),
+            counter: 0,
+        }
+    }
+
+    /// A stream from a 32-byte value (its first half is the key, the rest a domain tag
+    /// folded into the counter, so that one coin can seed several independent streams).
+    pub fn from_seed32(seed: &[u8; 32], domain: u64) -> Self {
+        let mut key = [0u8; 16];
+        key.copy_from_slice(&seed[..16]);
+        let mut nonce = [0u8; 16];
+        nonce.copy_from_slice(&seed[16..]);
+        let mut c = Self::new(key);
+        c.counter = u128::from_le_bytes(nonce) ^ ((domain as u128) << 64);
+        c
+    }
+
+    /// A stream seeded from the operating system's randomness (secret local values).
+    pub fn from_entropy() -> Self {
+        let mut seed = [0u8; 16];
+        rand::rng().fill_bytes(&mut seed);
+        Self::new(seed)
+    }
+
+    /// Fills `out` with the next blocks of the stream.
+    pub fn fill(&mut self, out: &mut [Block]) {
+        for o in out.iter_mut() {
+            *o = self.counter;
+            self.counter = self.counter.wrapping_add(1);
+        }
+        encrypt_in_place(&self.cipher, out);
+    }
+
+    /// The next block.
+    pub fn block(&mut self) -> Block {
+        let mut b = [0];
+        self.fill(&mut b);
+        b[0]
+    }
+}
+
+/// The fixed, public key of the hash's permutation π. Distinct from the garbling hash's key,
+/// so that preprocessing and garbling never evaluate π on related inputs by construction.
+const TCCR_KEY: [u8; 16] = *b"mpc prep TCCR v1";
+
+/// The tweakable correlation-robust hash of Guo–Katz–Wang–Yu over fixed-key AES:
+/// `H(x, t) = π(σ(x) ⊕ t) ⊕ σ(x)`, σ(x_L ‖ x_R) = (x_L ⊕ x_R) ‖ x_L. The half-AND and the
+/// leaky-AND check hash keys of the form K and K ⊕ Δ, exactly the correlation it is built for.
+pub struct Tccr {
+    cipher: Aes128,
+}
+
+impl Default for Tccr {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Tccr {
+    /// The hash with its fixed key.
+    pub fn new() -> Self {
+        Self {
+            cipher: Aes128::new(&GenericArray::from(TCCR_KEY)),
+        }
+    }
+
+    /// Replaces every `buf[i]` by `H(buf[i], tweaks[i])`; `scratch` avoids allocating.
+    pub fn hash(&self, buf: &mut [Block], tweaks: &[Block], scratch: &mut Vec<Block>) {
+        scratch.clear();
+        scratch.extend(buf.iter().zip(tweaks).map(|(x, t)| sigma(*x) ^ t));
+        buf.copy_from_slice(scratch);
+        encrypt_in_place(&self.cipher, buf);
+        for ((b, s), t) in buf.iter_mut().zip(scratch.iter()).zip(tweaks) {
+            // π(σ(x) ⊕ t) ⊕ σ(x) = π(s) ⊕ s ⊕ t.
+            *b ^= s ^ t;
+        }
+    }
+}
+
+/// The linear orthomorphism σ.
+#[inline]
+fn sigma(x: Block) -> Block {
+    let hi = x >> 64;
+    let lo = x & (u64::MAX as u128);
+    ((hi ^ lo) << 64) | hi
+}
+
+/// What one party knows while preprocessing: its channel, position and global key.
+pub struct Ctx<'c, C: Channel> {
+    /// The session channel.
+    pub ch: &'c C,
+    /// This party and its peers.
+    pub slots: Slots,
+    /// The other parties in slot order.
+    pub others: Vec<usize>,
+    /// Names for error messages.
+    pub names: PeerNames,
+    /// This party's global key Δ (lowest bit 1).
+    pub delta: Block,
+    /// Number of the current batch (part of every hash tweak and commitment).
+    pub batch: u64,
+    /// Secret local randomness.
+    pub rng: Ctr,
+}
+
+impl<C: Channel> Ctx<'_, C> {
+    /// Sends one message to every peer and receives one from each (slot order).
+    pub async fn broadcast(&self, phase: Phase, msg: Bytes) -> Result<Vec<Bytes>, EngineError> {
+        let out = self.others.iter().map(|&j| (j, msg.clone())).collect();
+        exchange(self.ch, phase, out, &self.others).await
+    }
+
+    /// Sends `msgs[s]` to the peer in slot s and receives one message from each.
+    pub async fn exchange_each(
+        &self,
+        phase: Phase,
+        msgs: Vec<Bytes>,
+    ) -> Result<Vec<Bytes>, EngineError> {
+        let out = self.others.iter().copied().zip(msgs).collect();
+        exchange(self.ch, phase, out, &self.others).await
+    }
+
+    /// A malformed-message error for the peer in slot `s`.
+    pub fn malformed(&self, s: usize, phase: Phase, detail: String) -> EngineError {
+        EngineError::Malformed {
+            peer: self.names.name(self.others[s]),
+            phase,
+            detail,
+        }
+    }
+
+    /// Checks that the message from slot `s` has exactly `len` bytes.
+    pub fn expect_len(
+        &self,
+        s: usize,
+        phase: Phase,
+        msg: &[u8],
+        len: usize,
+    ) -> Result<(), EngineError> {
+        if msg.len() != len {
+            return Err(self.malformed(
+                s,
+                phase,
+                format!("expected {len} bytes, got {}", msg.len()),
+            ));
+        }
+        Ok(())
+    }
+
+    /// A failed-check error naming the peer in slot `s`.
+    pub fn check_failed(&self, check: &'static str, s: usize, detail: String) -> EngineError {
+        EngineError::Check {
+            check,
+            peer: self.names.name(self.others[s]),
+            detail,
+        }
+    }
+
+    /// "party 1" or "one of party 1, party 2" for a check that cannot tell who cheated.
+    pub fn some_peer(&self) -> String {
+        if self.others.len() == 1 {
+            self.names.name(self.others[0])
+        } else {
+            let all: Vec<String> = self.others.iter().map(|&j| self.names.name(j)).collect();
+            format!("one of {}", all.join(", "))
+        }
+    }
+}
+
+/// A multi-party coin toss in two rounds: everyone commits to a random seed, then opens it;
+/// the coin is the XOR of all seeds, uniform as long as one party is honest. The commitments
+/// go out before the value the coin must not depend on is known to anyone but its sender
+/// (e.g. before the OT extension's challenge is needed), the openings after.
+pub struct CoinToss {
+    label: &'static [u8],
+    seed: [u8; 32],
+    commitments: Vec<[u8; 32]>,
+}
+
+fn coin_commitment(label: &[u8], party: usize, batch: u64, seed: &[u8; 32]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"mpc coin toss v1");
+    h.update(label);
+    h.update(&(party as u64).to_le_bytes());
+    h.update(&batch.to_le_bytes());
+    h.update(seed);
+    *h.finalize().as_bytes()
+}
+
+/// The name of the check that a wrong coin opening fails.
+pub const COIN_CHECK: &str = "coin toss commitment check";
+
+impl CoinToss {
+    /// Round 1: sends this party's commitment and receives everyone else's.
+    pub async fn commit<C: Channel>(
+        ctx: &mut Ctx<'_, C>,
+        phase: Phase,
+        label: &'static [u8],
+    ) -> Result<CoinToss, EngineError> {
+        let mut seed = [0u8; 32];
+        let mut blocks = [0u128; 2];
+        ctx.rng.fill(&mut blocks);
+        seed[..16].copy_from_slice(&blocks[0].to_le_bytes());
+        seed[16..].copy_from_slice(&blocks[1].to_le_bytes());
+        let mine = coin_commitment(label, ctx.slots.me, ctx.batch, &seed);
+        let received = ctx.broadcast(phase, Bytes::copy_from_slice(&mine)).await?;
+        let mut commitments = Vec::with_capacity(received.len());
+        for (s, msg) in received.iter().enumerate() {
+            ctx.expect_len(s, phase, msg, 32)?;
+            let mut c = [0u8; 32];
+            c.copy_from_slice(msg);
+            commitments.push(c);
+        }
+        Ok(CoinToss {
+            label,
+            seed,
+            commitments,
+        })
+    }
+
+    /// Round 2: opens the seeds, checks every opening against its commitment, returns the coin.
+    pub async fn open<C: Channel>(
+        self,
+        ctx: &Ctx<'_, C>,
+        phase: Phase,
+    ) -> Result<[u8; 32], EngineError> {
+        let received = ctx
+            .broadcast(phase, Bytes::copy_from_slice(&self.seed))
+            .await?;
+        let mut coin = self.seed;
+        for (s, msg) in received.iter().enumerate() {
+            ctx.expect_len(s, phase, msg, 32)?;
+            let mut seed = [0u8; 32];
+            seed.copy_from_slice(msg);
+            let expected = coin_commitment(self.label, ctx.others[s], ctx.batch, &seed);
+            if expected != self.commitments[s] {
+                return Err(ctx.check_failed(
+                    COIN_CHECK,
+                    s,
+                    format!(
+                        "its opened {} seed does not match its commitment",
+                        String::from_utf8_lossy(self.label)
+                    ),
+                ));
+            }
+            for (c, b) in coin.iter_mut().zip(seed) {
+                *c ^= b;
+            }
+        }
+        Ok(coin)
+    }
+}
+
+/// The first `len` bits of a packed-bit vector as bytes (least significant bit first, the
+/// byte order of `pack_bits`).
+pub fn bits_to_bytes(words: &[Block], len: usize) -> Vec<u8> {
+    let nbytes = len.div_ceil(8);
+    let mut out = Vec::with_capacity(nbytes + 16);
+    for w in words.iter().take(len.div_ceil(128)) {
+        out.extend_from_slice(&w.to_le_bytes());
+    }
+    out.truncate(nbytes);
+    if len % 8 != 0 {
+        if let Some(last) = out.last_mut() {
+            *last &= (1u8 << (len % 8)) - 1;
+        }
+    }
+    out
+}
+
+/// Bit `i` of a packed-bit vector of blocks.
+#[inline]
+pub fn get_bit(words: &[Block], i: usize) -> bool {
+    (words[i / 128] >> (i % 128)) & 1 == 1
+}
+
+/// Sets bit `i` of a packed-bit vector of blocks to `v`.
+#[inline]
+pub fn set_bit(words: &mut [Block], i: usize, v: bool) {
+    let mask = 1u128 << (i % 128);
+    if v {
+        words[i / 128] |= mask;
+    } else {
+        words[i / 128] &= !mask;
+    }
+}
+
+/// Reads a block from a byte slice at block index `i`, or `None` past its end.
+#[inline]
+pub fn read_block(bytes: &[u8], i: usize) -> Option<Block> {
+    let raw = bytes.get(i * 16..i * 16 + 16)?;
+    let mut b = [0u8; 16];
+    b.copy_from_slice(raw);
+    Some(u128::from_le_bytes(b))
+}
+
+/// Runs CPU-heavy work on tokio's blocking pool and waits for it without blocking the
+/// async task. Why: the parties of a session are often futures of one task (`mpc run`,
+/// tests); while one party's work runs on a pool thread the others keep running, so the
+/// symmetric steps of all parties use every core. Outside a tokio runtime it runs inline.
+pub async fn offload<T: Send + 'static>(
+    work: impl FnOnce() -> T + Send + 'static,
+) -> Result<T, EngineError> {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return Ok(work());
+    }
+    match tokio::task::spawn_blocking(work).await {
+        Ok(v) => Ok(v),
+        Err(e) => match e.try_into_panic() {
+            Ok(panic) => std::panic::resume_unwind(panic),
+            Err(_) => Err(EngineError::Setup(
+                "the runtime shut down during preprocessing".into(),
+            )),
+        },
+    }
+}

@@ -1,0 +1,533 @@
+//! Source B (OT-based preprocessing without a dealer): the full protocol against plaintext
+//! evaluation, the relations of the produced material checked directly, and cheating in
+//! every preprocessing phase.
+
+use std::time::Duration;
+
+use futures_util::future::join_all;
+use garble_lang::register_circuit::{And, Circuit, Input, Inst, Not, Op, Reg, Xor};
+use mpc::channel::Phase;
+use mpc::channel::memory::memory_channels;
+use mpc::channel::tamper::{Tamper, TamperPlan};
+use mpc::engine::preprocess::ot::OtSource;
+use mpc::engine::preprocess::{ITEMS_PER_AND, Source, SourceKind};
+use mpc::engine::share::{AuthBits, Block, Slots};
+use mpc::engine::{EngineError, NoProgress};
+use mpc::local::{LocalOptions, run_local, run_local_each};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+/// A random register circuit (the generator of tests/protocol.rs): `n` parties with 1..6
+/// inputs each, `ops` gates, some of which overwrite earlier registers.
+fn random_circuit(seed: u64, n: usize, ops: usize) -> Circuit {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let input_regs: Vec<usize> = (0..n).map(|_| rng.random_range(1..6)).collect();
+    let mut insts = Vec::new();
+    for (p, &count) in input_regs.iter().enumerate() {
+        for i in 0..count {
+            let out = Reg(insts.len() as u32);
+            insts.push(Inst {
+                out,
+                op: Op::Input(Input {
+                    party: p as u32,
+                    input: i as u32,
+                }),
+            });
+        }
+    }
+    let mut regs = insts.len();
+    let mut and_ops = 0;
+    for _ in 0..ops {
+        let a = Reg(rng.random_range(0..regs) as u32);
+        let b = Reg(rng.random_range(0..regs) as u32);
+        let op = match rng.random_range(0..10) {
+            0..=4 => {
+                and_ops += 1;
+                Op::And(And(a, b))
+            }
+            5..=8 => Op::Xor(Xor(a, b)),
+            _ => Op::Not(Not(a)),
+        };
+        let out = if rng.random_bool(0.8) {
+            regs += 1;
+            Reg(regs as u32 - 1)
+        } else {
+            Reg(rng.random_range(0..regs) as u32)
+        };
+        insts.push(Inst { out, op });
+    }
+    let outputs = rng.random_range(1..8);
+    let output_regs = (0..outputs)
+        .map(|_| Reg(rng.random_range(0..regs) as u32))
+        .collect();
+    Circuit {
+        input_regs,
+        insts,
+        max_reg_count: regs,
+        output_regs,
+        and_ops,
+    }
+}
+
+fn random_inputs(circuit: &Circuit, seed: u64) -> Vec<Vec<bool>> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xfeed);
+    circuit
+        .input_regs
+        .iter()
+        .map(|&c| (0..c).map(|_| rng.random_bool(0.5)).collect())
+        .collect()
+}
+
+fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
+    LocalOptions {
+        source: SourceKind::Ot,
+        evaluator,
+        chunk_ands: chunk,
+        timeout: Duration::from_secs(60),
+    }
+}
+
+fn check_random(seed: u64, n: usize, ops: usize, chunk: usize) {
+    let circuit = random_circuit(seed, n, ops);
+    let inputs = random_inputs(&circuit, seed);
+    let expected = circuit.eval(&inputs);
+    let opts = ot_options((seed as usize) % n, chunk);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let outcomes = rt
+        .block_on(run_local(&circuit, [seed as u8; 32], &inputs, &opts))
+        .unwrap_or_else(|e| panic!("seed {seed}, n {n}: {e}"));
+    for (p, o) in outcomes.iter().enumerate() {
+        assert_eq!(o.output, expected, "party {p} of {n}, seed {seed}");
+    }
+}
+
+#[test]
+fn two_parties_random_circuits() {
+    for seed in 0..6 {
+        check_random(seed, 2, 20 + 37 * seed as usize, 1 + 7 * seed as usize);
+    }
+}
+
+#[test]
+fn three_parties_random_circuits() {
+    for seed in 10..15 {
+        check_random(seed, 3, 30 + 41 * (seed as usize - 10), 3 + seed as usize);
+    }
+}
+
+#[test]
+fn four_parties_random_circuits() {
+    for seed in 20..24 {
+        check_random(seed, 4, 25 + 53 * (seed as usize - 20), 2 + seed as usize);
+    }
+}
+
+#[test]
+fn five_parties() {
+    check_random(31, 5, 300, 50);
+}
+
+#[test]
+fn circuit_without_and_gates() {
+    let mut circuit = random_circuit(5, 2, 0);
+    circuit.insts.push(Inst {
+        out: Reg(0),
+        op: Op::Xor(Xor(Reg(0), Reg(1))),
+    });
+    let inputs = random_inputs(&circuit, 5);
+    let expected = circuit.eval(&inputs);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let outcomes = rt
+        .block_on(run_local(&circuit, [5; 32], &inputs, &ot_options(1, 16)))
+        .expect("run");
+    for o in &outcomes {
+        assert_eq!(o.output, expected);
+    }
+}
+
+/// Several batches produced while the online phase runs (the default cap splits 600,000 AND
+/// gates into two batches of 300,000 with bucket size 3), so preprocessing messages and
+/// garbled rows interleave on the same channel.
+#[test]
+fn batches_during_the_online_phase() {
+    let circuit = random_circuit(77, 2, 1_200_000);
+    assert!(circuit.and_ops > (1 << 19), "{} AND gates", circuit.and_ops);
+    let inputs = random_inputs(&circuit, 77);
+    let expected = circuit.eval(&inputs);
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let outcomes = rt
+        .block_on(run_local(
+            &circuit,
+            [77; 32],
+            &inputs,
+            &ot_options(1, 1 << 14),
+        ))
+        .expect("run");
+    for o in &outcomes {
+        assert_eq!(o.output, expected);
+    }
+}
+
+/// Runs n sources over memory channels and takes `inputs` aBits, then the AND material in
+/// the given chunk sizes. Returns each party's Δ and material.
+fn produce(n: usize, inputs: usize, chunks: &[usize], cap: usize) -> Vec<(Block, AuthBits)> {
+    let ands: usize = chunks.iter().sum();
+    let channels = memory_channels(n, n, Duration::from_secs(60));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    rt.block_on(async {
+        let parties = channels.iter().enumerate().map(|(me, ch)| async move {
+            let slots = Slots { me, n };
+            let mut src = OtSource::start_with_batch_cap(
+                ch,
+                slots,
+                inputs as u64,
+                ands as u64,
+                cap,
+                &NoProgress,
+            )
+            .await?;
+            let mut all = src.take(inputs).await?;
+            for &c in chunks {
+                all.append(src.take(c * ITEMS_PER_AND).await?);
+            }
+            Ok::<_, EngineError>((src.delta(), all))
+        });
+        join_all(parties)
+            .await
+            .into_iter()
+            .map(|r| r.expect("preprocessing"))
+            .collect()
+    })
+}
+
+/// Every MAC against its key and Δ, and c = a ∧ b for every triple.
+fn check_relations(n: usize, inputs: usize, ands: usize, mat: &[(Block, AuthBits)]) {
+    let m = n - 1;
+    let total = inputs + ITEMS_PER_AND * ands;
+    for (i, (delta, bits)) in mat.iter().enumerate() {
+        assert_eq!(delta & 1, 1, "Δ of party {i} must have its lowest bit set");
+        assert_eq!(bits.len(), total, "party {i}");
+    }
+    for t in 0..total {
+        for i in 0..n {
+            let si = Slots { me: i, n };
+            let x = mat[i].1.bits[t];
+            for j in si.others() {
+                let sj = Slots { me: j, n };
+                let mac = mat[i].1.mk(t)[si.slot(j)];
+                let key = mat[j].1.mk(t)[m + sj.slot(i)];
+                let expected = if x { key ^ mat[j].0 } else { key };
+                assert_eq!(
+                    mac, expected,
+                    "share {t}: MAC of party {i}'s bit towards {j}"
+                );
+            }
+        }
+    }
+    let value = |t: usize| mat.iter().fold(false, |acc, (_, b)| acc ^ b.bits[t]);
+    let mut ones = [0usize; 3];
+    for g in 0..ands {
+        let base = inputs + ITEMS_PER_AND * g;
+        let (a, b, c) = (value(base), value(base + 1), value(base + 2));
+        assert_eq!(c, a & b, "triple {g}");
+        ones[0] += a as usize;
+        ones[1] += b as usize;
+        ones[2] += value(base + 3) as usize;
+    }
+    if ands >= 200 {
+        // The shared values are random, not constant.
+        for o in ones {
+            assert!(o > ands / 4 && o < 3 * ands / 4, "{ones:?} of {ands}");
+        }
+    }
+}
+
+#[test]
+fn material_satisfies_its_relations() {
+    for n in 2..=4 {
+        let chunks = [3, 100, 1, 250, 46];
+        let ands: usize = chunks.iter().sum();
+        let mat = produce(n, 13, &chunks, 1 << 19);
+        check_relations(n, 13, ands, &mat);
+    }
+}
+
+#[test]
+fn material_of_many_batches() {
+    // Batches of at most 90 gates: takes straddle batch boundaries.
+    for n in [2, 3] {
+        let chunks = [64, 64, 64, 64, 44];
+        let ands: usize = chunks.iter().sum();
+        let mat = produce(n, 5, &chunks, 90);
+        check_relations(n, 5, ands, &mat);
+    }
+}
+
+const NEVER: usize = usize::MAX;
+
+struct Run {
+    results: Vec<Result<Vec<bool>, String>>,
+    check: Option<String>,
+    fired: bool,
+}
+
+/// Runs a random 3-party circuit with Source B; party `cheater` tampers according to `plan`.
+fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
+    let n = 3;
+    let circuit = random_circuit(99, n, 200);
+    let inputs = random_inputs(&circuit, 99);
+    let expected = circuit.eval(&inputs);
+    let opts = LocalOptions {
+        timeout: Duration::from_secs(20),
+        ..ot_options(0, 32)
+    };
+    let channels: Vec<Tamper<_>> = memory_channels(n, n, opts.timeout)
+        .into_iter()
+        .enumerate()
+        .map(|(i, ch)| {
+            let p = if i == cheater {
+                plan
+            } else {
+                TamperPlan { nth: NEVER, ..plan }
+            };
+            Tamper::new(ch, p)
+        })
+        .collect();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let (results, _) = rt.block_on(run_local_each(
+        &circuit,
+        [9; 32],
+        &inputs,
+        &opts,
+        channels.iter().collect(),
+        None::<&Tamper<mpc::channel::Framed<mpc::channel::memory::MemoryTransport>>>,
+    ));
+    let fired = channels.iter().any(|c| c.fired());
+    let mut check = None;
+    let mut out = Vec::new();
+    for r in results {
+        match r {
+            Ok(Some(o)) => out.push(Ok(o.output)),
+            Ok(None) => {}
+            Err(e) => {
+                if let EngineError::Check { check: c, .. } = &e {
+                    check = Some(c.to_string());
+                }
+                out.push(Err(e.to_string()));
+            }
+        }
+    }
+    (
+        Run {
+            results: out,
+            check,
+            fired,
+        },
+        expected,
+    )
+}
+
+fn assert_caught(run: &Run, expected: &[bool], want: &[&str]) {
+    assert!(run.fired, "the tamper plan never fired");
+    for r in run.results.iter().flatten() {
+        assert_eq!(r, expected, "a party accepted a WRONG result");
+    }
+    let check = run
+        .check
+        .as_deref()
+        .unwrap_or_else(|| panic!("no party named a failed check: {:?}", run.results));
+    assert!(
+        want.contains(&check),
+        "failed check '{check}' is none of {want:?}: {:?}",
+        run.results
+    );
+}
+
+fn plan(phase: Phase, nth: usize, bit: usize) -> TamperPlan {
+    TamperPlan {
+        phase,
+        to: Some(0),
+        nth,
+        bit,
+    }
+}
+
+#[test]
+fn cheating_base_ot() {
+    // Message 0 is S, message 1 the 128 choice points R_l.
+    for (nth, bit) in [(0, 3), (1, 8 * 32 * 5 + 2)] {
+        let (run, expected) = run_tampered(1, plan(Phase::BaseOt, nth, bit));
+        assert_caught(
+            &run,
+            &expected,
+            &["base OT", "OT extension consistency check"],
+        );
+    }
+}
+
+#[test]
+fn cheating_ot_extension() {
+    // Message 0 is the coin commitment, message 1 the first chunk of u-columns. A flip in
+    // column l only reaches the key holder's keys when bit l of its Δ is 1: every run must
+    // be correct or caught, and with 8 different columns some run is caught.
+    let mut caught = 0;
+    for col in 0..8 {
+        let bit = col * 1_000_003 + 12_345;
+        let (run, expected) = run_tampered(1, plan(Phase::OtExtension, 1, bit));
+        assert!(run.fired);
+        for r in run.results.iter().flatten() {
+            assert_eq!(r, &expected, "a party accepted a WRONG result");
+        }
+        if run.check.is_some() {
+            assert_caught(&run, &expected, &["OT extension consistency check"]);
+            caught += 1;
+        }
+    }
+    assert!(caught > 0, "no flipped u bit was ever detected");
+    let (run, expected) = run_tampered(2, plan(Phase::OtExtension, 0, 17));
+    assert_caught(&run, &expected, &["coin toss commitment check"]);
+}
+
+#[test]
+fn cheating_ot_check() {
+    // Message 0 opens the coin, message 1 carries x̃ and t̃.
+    let (run, expected) = run_tampered(1, plan(Phase::OtCheck, 0, 200));
+    assert_caught(&run, &expected, &["coin toss commitment check"]);
+    for bit in [5, 128 + 77] {
+        let (run, expected) = run_tampered(2, plan(Phase::OtCheck, 1, bit));
+        assert_caught(&run, &expected, &["OT extension consistency check"]);
+    }
+}
+
+#[test]
+fn cheating_abit_check() {
+    for bit in [0, 130, 300] {
+        let (run, expected) = run_tampered(1, plan(Phase::ABitCheck, 0, bit));
+        assert_caught(&run, &expected, &["aBit consistency check"]);
+    }
+}
+
+#[test]
+fn cheating_leaky_and() {
+    // Message 1 announces e = z ⊕ r: a flip changes an authenticated share, which the leaky
+    // AND check always catches. Messages 3, 4 and 5 are the coin opening, the commitment
+    // and the opening of the check value.
+    let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, 1, 9));
+    assert_caught(&run, &expected, &["leaky AND check"]);
+    let (run, expected) = run_tampered(2, plan(Phase::LeakyAnd, 3, 9));
+    assert_caught(&run, &expected, &["coin toss commitment check"]);
+    for nth in [4, 5] {
+        let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, nth, 100));
+        assert_caught(&run, &expected, &["leaky AND check"]);
+    }
+    // Message 0 (half-AND bits, then the U blocks) only matters where the receiver's x bit
+    // is 1: every run must be correct or caught, and some must be caught.
+    let mut caught = 0;
+    for bit in 0..12 {
+        let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, 0, bit * 37));
+        assert!(run.fired);
+        for r in run.results.iter().flatten() {
+            assert_eq!(r, &expected, "a party accepted a WRONG result");
+        }
+        if run.check.is_some() {
+            assert_caught(&run, &expected, &["leaky AND check"]);
+            caught += 1;
+        }
+    }
+    assert!(caught > 0, "no flipped half-AND bit was ever detected");
+}
+
+#[test]
+fn cheating_bucketing() {
+    for bit in [0, 3, 8 * 40] {
+        let (run, expected) = run_tampered(2, plan(Phase::Bucketing, 0, bit));
+        assert_caught(&run, &expected, &["bucketing MAC check"]);
+    }
+}
+
+/// Not a test: throughput of the whole protocol with Source B
+/// (`cargo test --release --test preprocess probe -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn probe_throughput() {
+    let sizes: Vec<usize> = std::env::var("PROBE_PARTIES")
+        .ok()
+        .map(|s| s.split(',').filter_map(|x| x.parse().ok()).collect())
+        .unwrap_or_else(|| vec![2, 3, 4]);
+    let ops: usize = std::env::var("PROBE_OPS")
+        .ok()
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(2_000_000);
+    for n in sizes {
+        let circuit = random_circuit(1, n, ops);
+        let inputs: Vec<Vec<bool>> = circuit.input_regs.iter().map(|&c| vec![true; c]).collect();
+        let mut opts = ot_options(0, 1 << 14);
+        if std::env::var("PROBE_DEALER").is_ok() {
+            // For comparison: the same run with the trusted dealer.
+            opts.source = SourceKind::Dealer;
+        }
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let t = std::time::Instant::now();
+        let outcomes = rt
+            .block_on(run_local(&circuit, [0; 32], &inputs, &opts))
+            .expect("run");
+        let secs = t.elapsed().as_secs_f64();
+        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+        println!(
+            "n={n}: {} ANDs in {secs:.2} s = {:.0} AND/s, {:.0} bytes sent per AND per party",
+            circuit.and_ops,
+            circuit.and_ops as f64 / secs,
+            bytes as f64 / n as f64 / circuit.and_ops as f64
+        );
+        for p in &outcomes[0].stats.phases {
+            println!("    {:<28} {:.2} s", p.phase, p.secs);
+        }
+    }
+}
+
+/// Not a test: the 1M-AND benchmark programs with Source B
+/// (`cargo test --release --test preprocess probe_programs -- --ignored --nocapture`).
+#[test]
+#[ignore]
+fn probe_programs() {
+    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
+    let runs: [(&str, &[&str]); 2] = [
+        (
+            "programs/big.garble.rs",
+            &["[[3u16; 32]; 32]", "[5u16; 32]"],
+        ),
+        (
+            "programs/big3.garble.rs",
+            &["[[3u16; 32]; 32]", "[5u16; 32]", "[1u16; 32]"],
+        ),
+    ];
+    for (path, literals) in runs {
+        let program = mpc::program::Program::load(&root.join(path)).expect("program compiles");
+        let inputs: Vec<Vec<bool>> = literals
+            .iter()
+            .enumerate()
+            .map(|(p, lit)| program.parse_input(p, lit).expect("valid input"))
+            .collect();
+        let circuit = program.circuit();
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        let t = std::time::Instant::now();
+        let outcomes = rt
+            .block_on(run_local(
+                circuit,
+                program.hash(),
+                &inputs,
+                &ot_options(0, 1 << 14),
+            ))
+            .expect("run");
+        let secs = t.elapsed().as_secs_f64();
+        assert_eq!(outcomes[0].output, program.eval_plain(&inputs));
+        let bytes: u64 = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
+        let n = inputs.len();
+        println!(
+            "{path} (n={n}): {} ANDs in {secs:.2} s = {:.0} AND/s, {:.0} bytes sent per AND per party",
+            circuit.and_ops,
+            circuit.and_ops as f64 / secs,
+            bytes as f64 / n as f64 / circuit.and_ops as f64
+        );
+    }
+}
