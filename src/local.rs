@@ -48,7 +48,15 @@ pub async fn run_local(
     let peers = if with_dealer { n + 1 } else { n };
     let mut channels = memory_channels(peers, n, opts.timeout);
     let dealer_channel = if with_dealer { channels.pop() } else { None };
-    run_local_with(circuit, program_hash, inputs, opts, channels, dealer_channel).await
+    run_local_with(
+        circuit,
+        program_hash,
+        inputs,
+        opts,
+        channels,
+        dealer_channel,
+    )
+    .await
 }
 
 /// Like [`run_local`], over channels the caller made (tests wrap some of them, e.g. to
@@ -61,11 +69,21 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     channels: Vec<C>,
     dealer_channel: Option<D>,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
-    let (results, dealt) =
-        run_local_each(circuit, program_hash, inputs, opts, channels, dealer_channel).await;
+    let (results, dealt) = run_local_each(
+        circuit,
+        program_hash,
+        inputs,
+        opts,
+        channels,
+        dealer_channel,
+    )
+    .await;
     let mut outcomes = Vec::with_capacity(results.len());
     let mut first_err: Option<EngineError> = None;
-    for r in results.into_iter().chain(std::iter::once(dealt.map(|_| None))) {
+    for r in results
+        .into_iter()
+        .chain(std::iter::once(dealt.map(|_| None)))
+    {
         match r {
             Ok(Some(o)) => outcomes.push(o),
             Ok(None) => {}

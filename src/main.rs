@@ -40,7 +40,11 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let code = if e.use_stderr() { cli::exit::USAGE } else { cli::exit::OK };
+            let code = if e.use_stderr() {
+                cli::exit::USAGE
+            } else {
+                cli::exit::OK
+            };
             let _ = e.print();
             std::process::exit(code);
         }
@@ -55,7 +59,10 @@ fn main() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default_filter)),
         )
         .init();
-    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
         Ok(rt) => rt,
         Err(e) => {
             eprintln!("error: cannot start the async runtime: {e}");

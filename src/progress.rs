@@ -40,7 +40,11 @@ impl StderrProgress {
             return;
         }
         let current = self.current.lock().ok();
-        match current.as_ref().and_then(|c| c.as_ref()).and_then(|c| c.bar.as_ref()) {
+        match current
+            .as_ref()
+            .and_then(|c| c.as_ref())
+            .and_then(|c| c.bar.as_ref())
+        {
             Some(bar) => bar.println(format!("{}: {line}", self.who)),
             None => eprintln!("{}: {line}", self.who),
         }

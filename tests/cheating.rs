@@ -4,9 +4,9 @@
 use std::path::Path;
 use std::time::Duration;
 
+use mpc::channel::Phase;
 use mpc::channel::memory::memory_channels;
 use mpc::channel::tamper::{Tamper, TamperPlan};
-use mpc::channel::Phase;
 use mpc::engine::EngineError;
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
@@ -54,14 +54,24 @@ fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
     let circuit = program.circuit().clone();
     let hash = program.hash();
     let (results, dealt) = rt.block_on(async {
-        let (r, d) =
-            run_local_each(&circuit, hash, &inputs, &opts, channels.iter().collect(), dealer.as_ref()).await;
+        let (r, d) = run_local_each(
+            &circuit,
+            hash,
+            &inputs,
+            &opts,
+            channels.iter().collect(),
+            dealer.as_ref(),
+        )
+        .await;
         (r, d)
     });
     let fired = channels.iter().chain(dealer.iter()).any(|c| c.fired());
     let mut check = None;
     let mut out = Vec::new();
-    for r in results.into_iter().chain(std::iter::once(dealt.map(|_| None))) {
+    for r in results
+        .into_iter()
+        .chain(std::iter::once(dealt.map(|_| None)))
+    {
         match r {
             Ok(Some(o)) => out.push(Ok(o.output)),
             Ok(None) => {}
@@ -107,7 +117,12 @@ fn assert_caught(run: &Run, expected: &[bool], want: &[&str]) {
 }
 
 fn plan(phase: Phase, to: Option<usize>, nth: usize, bit: usize) -> TamperPlan {
-    TamperPlan { phase, to, nth, bit }
+    TamperPlan {
+        phase,
+        to,
+        nth,
+        bit,
+    }
 }
 
 #[test]
@@ -124,7 +139,11 @@ fn dealer_global_key() {
     assert_caught(
         &run,
         &expected,
-        &["input mask MAC check", "Beaver opening MAC check", "garbled row MAC check"],
+        &[
+            "input mask MAC check",
+            "Beaver opening MAC check",
+            "garbled row MAC check",
+        ],
     );
 }
 
@@ -175,7 +194,11 @@ fn garbled_row_label() {
             }
         }
         if run.check.is_some() {
-            assert_caught(&run, &expected, &["garbled row MAC check", "output label check"]);
+            assert_caught(
+                &run,
+                &expected,
+                &["garbled row MAC check", "output label check"],
+            );
             caught = true;
             break;
         }
@@ -196,7 +219,11 @@ fn masked_inputs_equivocation() {
     assert_caught(
         &run,
         &expected,
-        &["input consistency check", "garbled row MAC check", "output label check"],
+        &[
+            "input consistency check",
+            "garbled row MAC check",
+            "output label check",
+        ],
     );
 }
 

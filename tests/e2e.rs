@@ -439,3 +439,93 @@ fn json_format_prints_one_object_with_the_result() {
         assert_eq!(json["party"], serde_json::json!(i), "{finished}");
     }
 }
+
+/// Starts party `i` of `session` with `programs/add.garble.rs` and exactly `extra` (no
+/// automatic `--dealer`), so the session's own choice of preprocessing is exercised.
+fn add_party_as_is(relay: &Relay, session: &str, i: usize, input: &str, extra: &[&str]) -> Proc {
+    let add = warmed("add.garble.rs");
+    let index = i.to_string();
+    let mut args = vec![
+        "party",
+        &relay.url,
+        "--session",
+        session,
+        "--program",
+        &add,
+        "--party",
+        &index,
+        "--input",
+        input,
+    ];
+    args.extend_from_slice(extra);
+    Proc::spawn(format!("party {i} of {session}"), common::mpc(&args))
+}
+
+#[test]
+fn without_a_dealer_the_parties_make_their_own_randomness() {
+    let relay = Relay::start(&[]);
+    for (session, extra) in [("auto", &[][..]), ("forced", &["--no-dealer"][..])] {
+        let procs = (0..3)
+            .map(|i| add_party_as_is(&relay, session, i, &format!("{}u32", i + 1), extra))
+            .collect();
+        for finished in finish_all(procs, SMALL_RUN) {
+            finished.assert_result("6");
+            assert!(
+                finished.stderr.contains("OT-based preprocessing"),
+                "the party says where its randomness comes from\n{finished}"
+            );
+        }
+    }
+}
+
+#[test]
+fn a_dealer_arriving_after_the_parties_chose_no_dealer_exits_1() {
+    let relay = Relay::start(&[]);
+    let procs = (0..3)
+        .map(|i| add_party_as_is(&relay, "late", i, &format!("{}u32", i + 1), &[]))
+        .collect();
+    for finished in finish_all(procs, SMALL_RUN) {
+        finished.assert_result("6");
+    }
+    let late = dealer(&relay.url, "late", 3, &[]).finish(SMALL_RUN);
+    late.assert_failed(1);
+    late.assert_stderr_has(&["without a dealer"]);
+}
+
+#[test]
+fn parties_that_disagree_about_the_dealer_stop_with_a_clear_message() {
+    let relay = Relay::start(&[]);
+    let mut procs = vec![dealer(&relay.url, "split", 3, &[])];
+    procs.push(add_party_as_is(
+        &relay,
+        "split",
+        0,
+        "1u32",
+        &["--dealer", "--timeout", "20"],
+    ));
+    procs.push(add_party_as_is(
+        &relay,
+        "split",
+        1,
+        "2u32",
+        &["--dealer", "--timeout", "20"],
+    ));
+    procs.push(add_party_as_is(
+        &relay,
+        "split",
+        2,
+        "3u32",
+        &["--no-dealer", "--timeout", "20"],
+    ));
+    let done = finish_all(procs, SMALL_RUN);
+    for finished in &done[1..] {
+        finished.assert_failed(1);
+    }
+    assert!(
+        done[1..]
+            .iter()
+            .any(|f| f.stderr.contains("dealer") && f.stderr.contains("party")),
+        "some party names the disagreement\n{}",
+        done[1]
+    );
+}

@@ -162,7 +162,10 @@ fn mpc_vs_plain(program: &mpc::program::Program, literals: &[&str], evaluator: u
     for o in &outcomes {
         assert_eq!(o.output, expected);
     }
-    program.format_output(&outcomes[0].output).unwrap().to_string()
+    program
+        .format_output(&outcomes[0].output)
+        .unwrap()
+        .to_string()
 }
 
 #[test]
@@ -171,8 +174,14 @@ fn example_programs_match_plaintext() {
     assert_eq!(mpc_vs_plain(&add, &["1u32", "2u32", "3u32"], 0), "6");
     assert_eq!(mpc_vs_plain(&add, &["100u32", "20u32", "3u32"], 2), "123");
     let mill = program("programs/millionaires.garble.rs");
-    assert_eq!(mpc_vs_plain(&mill, &["10u64", "20u64"], 1), "Richer::Party1");
-    assert_eq!(mpc_vs_plain(&mill, &["20u64", "10u64"], 0), "Richer::Party0");
+    assert_eq!(
+        mpc_vs_plain(&mill, &["10u64", "20u64"], 1),
+        "Richer::Party1"
+    );
+    assert_eq!(
+        mpc_vs_plain(&mill, &["20u64", "10u64"], 0),
+        "Richer::Party0"
+    );
     assert_eq!(mpc_vs_plain(&mill, &["7u64", "7u64"], 0), "Richer::Tie");
     let stats = program("programs/stats.garble.rs");
     assert_eq!(

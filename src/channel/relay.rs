@@ -125,6 +125,9 @@ pub struct RelayTransport {
 #[derive(Deserialize)]
 struct SessionDetail {
     seats: Vec<String>,
+    /// Seats in the order they first joined (older relays do not send it).
+    #[serde(default)]
+    join_order: Vec<String>,
 }
 
 impl RelayTransport {
@@ -371,6 +374,40 @@ impl RelayTransport {
             Ok(seats) => Ok(seats.is_some_and(|s| s.iter().any(|seat| seat == "dealer"))),
             Err(why) => Err(self.relay_error(why)),
         }
+    }
+
+    /// The seats of the session in the order they first joined: parties decide whether a
+    /// dealer takes part by whether it joined before the last party, and the relay's order
+    /// is the same for all of them.
+    pub async fn join_order(&self) -> Result<Vec<String>, ChannelError> {
+        let url =
+            endpoint(&self.base, &["sessions", &self.session]).map_err(|e| self.relay_error(e))?;
+        let resp = self
+            .client
+            .get(url)
+            .timeout(QUICK_REQUEST)
+            .send()
+            .await
+            .map_err(|err| self.relay_error(format!("cannot reach the relay: {}", chain(&err))))?;
+        if resp.status() != StatusCode::OK {
+            let status = resp.status();
+            return Err(self.relay_error(format!(
+                "the relay answered {status}: {}",
+                body_text(resp).await
+            )));
+        }
+        let body = resp.bytes().await.map_err(|err| {
+            self.relay_error(format!("cannot read the relay's answer: {}", chain(&err)))
+        })?;
+        let detail: SessionDetail = serde_json::from_slice(&body).map_err(|err| {
+            self.relay_error(format!("the relay's session detail is malformed: {err}"))
+        })?;
+        if detail.join_order.is_empty() && !detail.seats.is_empty() {
+            return Err(self.relay_error(
+                "this relay does not report the join order of seats: update mpc serve".into(),
+            ));
+        }
+        Ok(detail.join_order)
     }
 
     /// Stops the heartbeat: the relay will report this seat lost after its delay.

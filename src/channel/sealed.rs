@@ -825,3 +825,49 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod throughput {
+    use super::*;
+    use crate::channel::Framed;
+    use crate::channel::memory::memory_channels;
+
+    /// `cargo test --release --lib seal_throughput -- --ignored --nocapture`
+    #[tokio::test]
+    #[ignore = "a measurement, not a check"]
+    async fn seal_throughput() {
+        let mut ts: Vec<_> = memory_channels(2, 2, Duration::from_secs(5))
+            .into_iter()
+            .map(Framed::into_transport)
+            .collect();
+        let (b, a) = (ts.pop().unwrap(), ts.pop().unwrap());
+        let secret = Secret::new(b"k", "test").unwrap();
+        let p = |me| SealParams {
+            session: "t",
+            me,
+            peers: 2,
+            parties: 2,
+            timeout: Duration::from_secs(5),
+        };
+        let (p0, p1) = (p(0), p(1));
+        let (a, b) = tokio::join!(
+            Sealed::establish(a, &p0, Some(&secret)),
+            Sealed::establish(b, &p1, Some(&secret))
+        );
+        let (a, b) = (a.unwrap(), b.unwrap());
+        let frame = Bytes::from(vec![0x5a; 4 << 20]);
+        let rounds = 64u64;
+        let started = Instant::now();
+        for seq in 0..rounds {
+            a.send_frame(1, seq, frame.clone()).await.unwrap();
+            let deadline = Instant::now() + Duration::from_secs(1);
+            b.recv_frame(0, seq, deadline).await.unwrap().unwrap();
+        }
+        let secs = started.elapsed().as_secs_f64();
+        let mib = (rounds * 4) as f64;
+        eprintln!(
+            "sealed and opened {mib} MiB in {secs:.3} s: {:.0} MiB/s",
+            mib / secs
+        );
+    }
+}

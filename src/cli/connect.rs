@@ -18,6 +18,10 @@ use crate::relay::tls::{self as tls_files, ServerTlsFiles};
 
 use super::Failure;
 
+/// How long a late dealer looks for a party that asked for it (--dealer) before it
+/// concludes that the parties run without one.
+const DEALER_PROBE: Duration = Duration::from_secs(3);
+
 /// Environment variable holding the shared session secret (alternative to --secret-file).
 pub const SECRET_ENV: &str = "MPC_SECRET";
 
@@ -87,31 +91,47 @@ pub struct Role {
     pub session: String,
     /// How long to wait for the others and for each message.
     pub timeout: Duration,
+    /// Whether a party takes its correlated randomness from a dealer.
+    pub dealer: DealerChoice,
+}
+
+/// Whether a party uses a trusted dealer (`--dealer`, `--no-dealer`, or neither).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DealerChoice {
+    /// Use the dealer if one joined the session before the last party did (relay), or if
+    /// --peers lists one (direct); otherwise run the OT-based preprocessing.
+    Auto,
+    /// Wait for a dealer.
+    Require,
+    /// Never use a dealer.
+    Forbid,
 }
 
 impl Role {
     /// Computing party `me` of `parties`.
-    pub fn party(me: usize, parties: usize, session: &str, timeout: Duration) -> Self {
+    pub fn party(
+        me: usize,
+        parties: usize,
+        session: &str,
+        timeout: Duration,
+        dealer: DealerChoice,
+    ) -> Self {
         Self {
             me,
             parties,
             session: session.to_string(),
             timeout,
+            dealer,
         }
     }
 
     /// The dealer of a session of `parties` parties.
     pub fn dealer(parties: usize, session: &str, timeout: Duration) -> Self {
-        Self::party(parties, parties, session, timeout)
+        Self::party(parties, parties, session, timeout, DealerChoice::Require)
     }
 
     fn is_dealer(&self) -> bool {
         self.me == self.parties
-    }
-
-    /// Endpoints of the session: the parties and the dealer.
-    fn endpoints(&self) -> usize {
-        self.parties + 1
     }
 }
 
@@ -179,7 +199,20 @@ fn plan(args: &ConnectArgs, role: &Role) -> Result<Plan, Failure> {
             Mode::Relay(url.clone())
         }
         (None, Some(urls)) => {
-            let wanted = role.endpoints();
+            let n = role.parties;
+            let wanted = match role.dealer {
+                DealerChoice::Require => n + 1,
+                DealerChoice::Forbid => n,
+                DealerChoice::Auto if urls.len() == n => n,
+                DealerChoice::Auto => n + 1,
+            };
+            if role.dealer == DealerChoice::Forbid && urls.len() == n + 1 {
+                return Err(Failure::usage(format!(
+                    "--no-dealer, but --peers lists {} URLs: a session of {n} parties without a \
+                     dealer takes exactly {n}",
+                    urls.len()
+                )));
+            }
             if urls.len() != wanted {
                 return Err(Failure::usage(format!(
                     "--peers lists {} URL{}, but a session of {} parties and a dealer needs {wanted}: \
@@ -280,16 +313,18 @@ fn plan(args: &ConnectArgs, role: &Role) -> Result<Plan, Failure> {
 /// Connects `role` to its session as `args` says: joins the relay and waits for every
 /// participant (parties wait for the dealer too), or starts this endpoint's server and
 /// waits for every peer; then agrees on keys with every peer and returns the sealed
-/// channel. Usage errors exit 2, communication failures exit 1.
+/// channel, and whether the session uses a dealer. Usage errors exit 2, communication
+/// failures exit 1.
 pub async fn connect(
     args: &ConnectArgs,
     role: &Role,
     progress: &StderrProgress,
-) -> Result<SessionChannel, Failure> {
+) -> Result<(SessionChannel, bool), Failure> {
     let plan = plan(args, role)?;
     let n = role.parties;
     let deadline = Instant::now() + role.timeout;
     let session = &role.session;
+    let with_dealer;
     let (link, carrier) = match plan.mode {
         Mode::Relay(url) => {
             let transport = RelayTransport::join_with(
@@ -302,37 +337,67 @@ pub async fn connect(
             )
             .await
             .map_err(Failure::protocol)?;
-            let waited = if role.is_dealer() {
-                progress.waiting(&format!("waiting for {n} parties in session '{session}'"));
-                transport
-                    .wait_for(n, false, deadline, |joined| {
-                        progress.waiting(&format!(
-                            "waiting for parties in session '{session}': {joined}/{n} joined"
-                        ))
-                    })
-                    .await
+            let want_dealer = !role.is_dealer() && role.dealer == DealerChoice::Require;
+            progress.waiting(&if want_dealer {
+                format!("waiting for the parties and the dealer of session '{session}'")
             } else {
-                progress.waiting(&format!(
-                    "waiting for the parties and the dealer of session '{session}'"
-                ));
-                transport
-                    .wait_for(n, true, deadline, |joined| {
-                        progress.waiting(&format!(
-                            "session '{session}': {joined}/{} joined (parties and dealer)",
-                            n + 1
-                        ))
-                    })
-                    .await
-            };
+                format!("waiting for the {n} parties of session '{session}'")
+            });
+            let total = if want_dealer { n + 1 } else { n };
+            let waited = transport
+                .wait_for(n, want_dealer, deadline, |joined| {
+                    progress.waiting(&format!("session '{session}': {joined}/{total} joined"))
+                })
+                .await;
             progress.clear();
             if let Err(e) = waited {
                 transport.leave().await;
                 return Err(Failure::protocol(e));
             }
+            with_dealer = match (role.is_dealer(), role.dealer) {
+                (false, DealerChoice::Require) => true,
+                (false, DealerChoice::Forbid) => false,
+                (is_dealer, _) => {
+                    let order = match transport.join_order().await {
+                        Ok(order) => order,
+                        Err(e) => {
+                            transport.leave().await;
+                            return Err(Failure::protocol(e));
+                        }
+                    };
+                    let dealer_at = order.iter().position(|s| s == "dealer");
+                    let last_party = order
+                        .iter()
+                        .rposition(|s| s.parse::<usize>().is_ok_and(|i| i < n));
+                    let joined_in_time =
+                        matches!((dealer_at, last_party), (Some(d), Some(p)) if d < p);
+                    if is_dealer && !joined_in_time {
+                        // The parties ran the automatic choice without this dealer, unless
+                        // they asked for one with --dealer: then party 0's key-exchange
+                        // message to the dealer is already waiting (a look, not a take: the
+                        // relay keeps message 0 until message 1 is asked for).
+                        let probe = Instant::now() + DEALER_PROBE.min(role.timeout);
+                        let asked = matches!(transport.recv_frame(0, 0, probe).await, Ok(Some(_)));
+                        if !asked {
+                            transport.leave().await;
+                            return Err(Failure::protocol(format!(
+                                "the parties of session '{session}' had all joined before the \
+                                 dealer, so they run without a dealer (OT-based preprocessing); \
+                                 start the dealer before the last party, or the parties with \
+                                 --dealer"
+                            )));
+                        }
+                    }
+                    // The dealer always talks to the parties (its own channel has n + 1
+                    // endpoints); a party uses the dealer when it joined in time.
+                    is_dealer || joined_in_time
+                }
+            };
             (Link::Relay(transport), "the relay")
         }
         Mode::Direct { urls, server_tls } => {
             let total = urls.len();
+            with_dealer = total == n + 1;
             let transport = DirectTransport::start(DirectConfig {
                 urls,
                 me: role.me,
@@ -366,6 +431,7 @@ pub async fn connect(
         }
     };
 
+    let endpoints = if with_dealer { n + 1 } else { n };
     let sealed = if args.no_seal {
         tracing::warn!(
             "messages are not sealed (--no-seal): {carrier} and anyone on the way can read and \
@@ -377,7 +443,7 @@ pub async fn connect(
         let params = SealParams {
             session,
             me: role.me,
-            peers: role.endpoints(),
+            peers: endpoints,
             parties: n,
             timeout: role.timeout,
         };
@@ -400,12 +466,9 @@ pub async fn connect(
         }
         sealed
     };
-    Ok(Framed::new(
-        sealed,
-        role.me,
-        role.endpoints(),
-        n,
-        role.timeout,
+    Ok((
+        Framed::new(sealed, role.me, endpoints, n, role.timeout),
+        with_dealer,
     ))
 }
 

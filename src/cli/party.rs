@@ -11,7 +11,7 @@ use crate::engine::{PartyConfig, run_party};
 use crate::program::{Outcome, Program};
 use crate::progress::StderrProgress;
 
-use super::connect::{self, ConnectArgs, Role};
+use super::connect::{self, ConnectArgs, DealerChoice, Role};
 use super::{Failure, Format, exit, parse_secs};
 
 /// Arguments of `mpc party`.
@@ -45,6 +45,14 @@ pub struct PartyArgs {
     /// AND gates per streamed chunk (memory vs. round trips; all parties must agree).
     #[arg(long, default_value_t = DEFAULT_CHUNK_ANDS, hide = true)]
     pub chunk_ands: usize,
+    /// Wait for a trusted dealer (`mpc pre`) and take the correlated randomness from it.
+    #[arg(long, conflicts_with = "no_dealer")]
+    pub dealer: bool,
+    /// Never use a dealer: the parties make their correlated randomness themselves
+    /// (OT-based preprocessing). Without either flag, the session uses a dealer exactly
+    /// when one joined before the last party (or when --peers lists one).
+    #[arg(long)]
+    pub no_dealer: bool,
     /// No progress output on stderr.
     #[arg(long, short)]
     pub quiet: bool,
@@ -88,14 +96,27 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
         .parse_input(args.party, &args.input)
         .map_err(Failure::usage)?;
 
-    let role = Role::party(args.party, n, &args.session, args.timeout);
-    let ch = connect::connect(&args.connect, &role, &progress).await?;
+    let choice = if args.dealer {
+        DealerChoice::Require
+    } else if args.no_dealer {
+        DealerChoice::Forbid
+    } else {
+        DealerChoice::Auto
+    };
+    let role = Role::party(args.party, n, &args.session, args.timeout, choice);
+    let (ch, with_dealer) = connect::connect(&args.connect, &role, &progress).await?;
+    let source = if with_dealer {
+        SourceKind::Dealer
+    } else {
+        SourceKind::Ot
+    };
+    progress.note(&format!("correlated randomness from {}", source.describe()));
     let cfg = PartyConfig {
         me: args.party,
         parties: n,
         evaluator: args.evaluator,
         program_hash: program.hash(),
-        source: SourceKind::Dealer,
+        source,
         chunk_ands: args.chunk_ands,
     };
     let started = Instant::now();

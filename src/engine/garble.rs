@@ -29,7 +29,11 @@ fn sigma(x: Block) -> Block {
 /// The tweak of block `k`, side `side` (0 for L_α, 1 for L_β) of row (u, v) of AND gate `g`.
 #[inline]
 fn tweak(g: u64, u: usize, v: usize, k: usize, side: usize) -> Block {
-    ((g as u128) << 64) | ((k as u128) << 3) | ((side as u128) << 2) | ((u as u128) << 1) | v as u128
+    ((g as u128) << 64)
+        | ((k as u128) << 3)
+        | ((side as u128) << 2)
+        | ((u as u128) << 1)
+        | v as u128
 }
 
 /// One row to pad: the two input labels and the row's coordinates.

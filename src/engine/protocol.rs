@@ -156,9 +156,11 @@ fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), 
         .validate()
         .map_err(|e| EngineError::Setup(format!("the compiled circuit is invalid: {e:?}")))?;
     let total = circuit.total_inputs();
-    let inputs_first = circuit.insts.iter().enumerate().all(|(i, inst)| {
-        matches!(inst.op, Op::Input(_)) == (i < total)
-    });
+    let inputs_first = circuit
+        .insts
+        .iter()
+        .enumerate()
+        .all(|(i, inst)| matches!(inst.op, Op::Input(_)) == (i < total));
     if !inputs_first || circuit.insts.len() < total {
         return Err(EngineError::Setup(
             "the circuit must load all inputs before its first gate".into(),
@@ -318,8 +320,16 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             bits: vec![false; regs],
             mk: vec![0; regs * 2 * m],
             labels: if is_eval { Vec::new() } else { vec![0; regs] },
-            ev_m: if is_eval { vec![false; regs] } else { Vec::new() },
-            ev_labels: if is_eval { vec![0; regs * m] } else { Vec::new() },
+            ev_m: if is_eval {
+                vec![false; regs]
+            } else {
+                Vec::new()
+            },
+            ev_labels: if is_eval {
+                vec![0; regs * m]
+            } else {
+                Vec::new()
+            },
             prg: Prg::from_entropy(),
             hasher: RowHasher::new(),
             gates_done: 0,
@@ -431,7 +441,8 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         if !self.is_eval {
             self.prg.fill(&mut self.labels[..total]);
         }
-        let wires_of = |p: usize| -> Vec<usize> { (0..total).filter(|&k| owner[k].0 == p).collect() };
+        let wires_of =
+            |p: usize| -> Vec<usize> { (0..total).filter(|&k| owner[k].0 == p).collect() };
 
         // 1. Mask shares to each input's owner, with a digest of their MACs.
         let others: Vec<usize> = self.slots.others().collect();
@@ -473,8 +484,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 return Err(EngineError::Check {
                     check: "input mask MAC check",
                     peer: self.names.name(j),
-                    detail: "its shares of this party's input masks do not match their MACs"
-                        .into(),
+                    detail: "its shares of this party's input masks do not match their MACs".into(),
                 });
             }
         }
@@ -902,7 +912,9 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                             return Err(EngineError::Check {
                                 check: "garbled row MAC check",
                                 peer: self.names.name(garblers[s]),
-                                detail: format!("the decrypted row of AND gate {gate} is not authentic"),
+                                detail: format!(
+                                    "the decrypted row of AND gate {gate} is not authentic"
+                                ),
                             });
                         }
                         value ^= bit;
@@ -953,7 +965,12 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             }
         }
 
-        let outs: Vec<usize> = self.circuit.output_regs.iter().map(|r| r.0 as usize).collect();
+        let outs: Vec<usize> = self
+            .circuit
+            .output_regs
+            .iter()
+            .map(|r| r.0 as usize)
+            .collect();
         let nb = packed_len(outs.len());
         // Evaluator → every other party: masked outputs and a digest of that party's labels.
         // Everyone → everyone: its shares of the output masks and a digest of their MACs.

@@ -122,7 +122,10 @@ pub async fn run_dealer<C: Channel>(
         let req = DealerRequest::decode(raw).ok_or_else(|| EngineError::Malformed {
             peer: names.name(i),
             phase: Phase::DealerRequest,
-            detail: format!("expected a {REQUEST_LEN}-byte request, got {} bytes", raw.len()),
+            detail: format!(
+                "expected a {REQUEST_LEN}-byte request, got {} bytes",
+                raw.len()
+            ),
         })?;
         reqs.push(req);
     }
@@ -229,11 +232,7 @@ pub async fn run_dealer<C: Channel>(
     })
 }
 
-fn check_requests(
-    reqs: &[DealerRequest],
-    parties: usize,
-    names: &PeerNames,
-) -> Result<(), String> {
+fn check_requests(reqs: &[DealerRequest], parties: usize, names: &PeerNames) -> Result<(), String> {
     for (i, r) in reqs.iter().enumerate() {
         if r.parties as usize != parties {
             return Err(format!(
@@ -369,7 +368,9 @@ impl<'c, C: Channel> DealerSource<'c, C> {
         }
         let ack = Bytes::copy_from_slice(&self.received.to_le_bytes());
         self.received += 1;
-        self.ch.send(self.dealer, Phase::DealerMaterial, ack).await?;
+        self.ch
+            .send(self.dealer, Phase::DealerMaterial, ack)
+            .await?;
         Ok(())
     }
 }

@@ -18,8 +18,8 @@
 //!    and then opened, but (like emp-agmpc, the WRK17 authors' implementation, which uses ρ
 //!    binary combinations) each party opens one random linear combination of its H_i, with
 //!    challenges χ_t ∈ GF(2^128) from a coin toss made after every H_i is fixed: a nonzero
-//!    sum passes with probability 2^-128, and the traffic is 48 bytes per party instead of
-//!    16 bytes per triple. A cheater may still guess an x bit of an honest party at the risk
+//!    sum passes with probability 2^-128, and each party sends a 32-byte commitment and a
+//!    32-byte opening per batch instead of 16 bytes per triple. A cheater may still guess an x bit of an honest party at the risk
 //!    of being caught with probability 1/2 — the leakage that bucketing removes.
 //!    The half-AND bits and the U blocks do not depend on z, so they travel in one round.
 //! 3. **Bucketing** (FaAND): a coin-tossed permutation (the same coin as the challenges, so

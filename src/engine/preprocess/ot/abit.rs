@@ -27,8 +27,9 @@ use crate::engine::share::Block;
 /// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
 pub const SACRIFICE: usize = 256;
 
-/// Rows per OT-extension message (a multiple of 128; 1 MiB of u-columns).
-pub const CHUNK_ROWS: usize = 1 << 16;
+/// Rows per OT-extension message (a multiple of 128; 256 KiB of u-columns, small enough for
+/// the allocator to recycle the message buffers instead of mapping fresh pages each time).
+pub const CHUNK_ROWS: usize = 1 << 14;
 
 /// The check that a bad OT-extension message fails.
 pub const OT_CHECK: &str = "OT extension consistency check";

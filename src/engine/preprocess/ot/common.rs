@@ -314,10 +314,10 @@ pub fn bits_to_bytes(words: &[Block], len: usize) -> Vec<u8> {
         out.extend_from_slice(&w.to_le_bytes());
     }
     out.truncate(nbytes);
-    if len % 8 != 0 {
-        if let Some(last) = out.last_mut() {
-            *last &= (1u8 << (len % 8)) - 1;
-        }
+    if !len.is_multiple_of(8)
+        && let Some(last) = out.last_mut()
+    {
+        *last &= (1u8 << (len % 8)) - 1;
     }
     out
 }
