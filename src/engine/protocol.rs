@@ -103,11 +103,8 @@ pub async fn run_party<C: Channel>(
         }
         SourceKind::Ot => {
             let t = Instant::now();
-            // Batches are produced while the online phase runs: the wrapper keeps the
-            // garbled rows behind the preprocessing messages (see its documentation).
-            let ch = super::preprocess::ot::InterleavedChannel::new(ch);
             let source = super::preprocess::ot::OtSource::start(
-                &ch,
+                ch,
                 slots,
                 circuit.total_inputs() as u64,
                 circuit.and_ops as u64,
@@ -115,7 +112,7 @@ pub async fn run_party<C: Channel>(
             )
             .await?;
             stats.record("preprocessing setup", t.elapsed());
-            let output = Online::new(&ch, cfg, circuit, source)
+            let output = Online::new(ch, cfg, circuit, source)
                 .run(input, progress, &mut stats)
                 .await?;
             stats.and_gates = circuit.and_ops as u64;
@@ -376,6 +373,13 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 }
                 end += 1;
             }
+            // The evaluator takes the garblers' rows of the previous chunk before it takes new
+            // material: a source that talks to the other parties (OT preprocessing) sends
+            // after those rows on the same ordered channels.
+            let rows = match &pending {
+                Some((_, _, shares, _)) => self.recv_rows(shares.len() / 4).await?,
+                None => Vec::new(),
+            };
             let data = self.pass_a(&insts[start..end], gates).await?;
             let others: Vec<usize> = self.slots.others().collect();
             if gates > 0 {
@@ -387,7 +391,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 .await?;
             }
             if let Some((s, e, shares, base)) = pending.take() {
-                self.evaluate(&insts[s..e], &shares, base).await?;
+                self.evaluate(&insts[s..e], &shares, &rows, base)?;
             }
             let shares = if gates > 0 {
                 let received = futures_util::future::try_join_all(
@@ -411,7 +415,8 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             start = end;
         }
         if let Some((s, e, shares, base)) = pending.take() {
-            self.evaluate(&insts[s..e], &shares, base).await?;
+            let rows = self.recv_rows(shares.len() / 4).await?;
+            self.evaluate(&insts[s..e], &shares, &rows, base)?;
         }
         progress.finish();
         stats.record("garbling and evaluating", t.elapsed());
@@ -826,21 +831,15 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(())
     }
 
-    /// Evaluator: receives every garbler's rows for the chunk and evaluates its gates.
-    async fn evaluate(
-        &mut self,
-        insts: &[Inst],
-        shares: &AuthBits,
-        base: u64,
-    ) -> Result<(), EngineError> {
-        let (m, w, n) = (self.m(), self.w, self.cfg.parties);
-        let gates = shares.len() / 4;
+    /// Evaluator: receives every garbler's rows for a chunk of `gates` AND gates and checks
+    /// their sizes.
+    async fn recv_rows(&self, gates: usize) -> Result<Vec<Bytes>, EngineError> {
+        if gates == 0 {
+            return Ok(Vec::new());
+        }
+        let n = self.cfg.parties;
         let garblers: Vec<usize> = self.slots.others().collect();
-        let rows: Vec<Bytes> = if gates > 0 {
-            exchange(self.ch, Phase::GarbledRows, Vec::new(), &garblers).await?
-        } else {
-            Vec::new()
-        };
+        let rows = exchange(self.ch, Phase::GarbledRows, Vec::new(), &garblers).await?;
         for (&i, msg) in garblers.iter().zip(&rows) {
             if msg.len() != gates * 4 * n * 16 {
                 return Err(self.malformed(
@@ -854,6 +853,19 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 ));
             }
         }
+        Ok(rows)
+    }
+
+    /// Evaluator: evaluates a chunk's gates with every garbler's rows for it.
+    fn evaluate(
+        &mut self,
+        insts: &[Inst],
+        shares: &AuthBits,
+        rows: &[Bytes],
+        base: u64,
+    ) -> Result<(), EngineError> {
+        let (m, w, n) = (self.m(), self.w, self.cfg.parties);
+        let garblers: Vec<usize> = self.slots.others().collect();
         let e = self.cfg.evaluator;
         // For each garbler slot s: the slot of the evaluator and of every other party in
         // that garbler's own slot order.

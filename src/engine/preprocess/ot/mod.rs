@@ -42,16 +42,14 @@ pub mod extension;
 pub mod gf;
 
 use std::collections::VecDeque;
-use std::sync::Mutex;
 
-use bytes::Bytes;
 
 use self::abit::ABits;
 use self::common::{Ctr, Ctx};
 use self::extension::PairOt;
 use super::Source;
 use super::faand::{self, Layout, bucket_size};
-use crate::channel::{Channel, ChannelError, PeerNames, Phase};
+use crate::channel::{Channel, PeerNames};
 use crate::engine::share::{AuthBits, Block, Slots};
 use crate::engine::{EngineError, Progress};
 
@@ -240,88 +238,6 @@ impl<C: Channel> Source for OtSource<'_, C> {
     }
 }
 
-/// Whether a phase belongs to the OT-based preprocessing.
-fn is_preprocessing(phase: Phase) -> bool {
-    matches!(
-        phase,
-        Phase::BaseOt
-            | Phase::OtExtension
-            | Phase::OtCheck
-            | Phase::ABitCheck
-            | Phase::LeakyAnd
-            | Phase::Bucketing
-    )
-}
-
-/// The channel the online phase and [`OtSource`] share when batches are produced *during*
-/// the online phase.
-///
-/// Why: the evaluator takes a chunk's material (possibly triggering a new batch) before it
-/// reads the garbled rows of the previous chunk, while a garbler sends those rows before it
-/// takes the next chunk's material. On an ordered channel the evaluator would then find rows
-/// where it expects preprocessing messages. This wrapper holds back each garbler's garbled
-/// rows until it sends anything that is not preprocessing (its next Beaver opening, or the
-/// output phase), so that preprocessing messages overtake them — which is exactly the order
-/// in which the evaluator reads. Nothing else is reordered.
-pub struct InterleavedChannel<'a, C: Channel> {
-    inner: &'a C,
-    held: Vec<Mutex<Vec<Bytes>>>,
-}
-
-impl<'a, C: Channel> InterleavedChannel<'a, C> {
-    /// Wraps `inner`.
-    pub fn new(inner: &'a C) -> Self {
-        Self {
-            inner,
-            held: (0..inner.peers()).map(|_| Mutex::new(Vec::new())).collect(),
-        }
-    }
-
-    async fn flush(&self, to: usize) -> Result<(), ChannelError> {
-        let pending = match self.held.get(to) {
-            Some(h) => std::mem::take(&mut *h.lock().unwrap_or_else(|e| e.into_inner())),
-            None => Vec::new(),
-        };
-        for data in pending {
-            self.inner.send(to, Phase::GarbledRows, data).await?;
-        }
-        Ok(())
-    }
-}
-
-impl<C: Channel> Channel for InterleavedChannel<'_, C> {
-    fn me(&self) -> usize {
-        self.inner.me()
-    }
-
-    fn peers(&self) -> usize {
-        self.inner.peers()
-    }
-
-    async fn send(&self, to: usize, phase: Phase, data: Bytes) -> Result<(), ChannelError> {
-        if phase == Phase::GarbledRows {
-            if let Some(h) = self.held.get(to) {
-                h.lock().unwrap_or_else(|e| e.into_inner()).push(data);
-                return Ok(());
-            }
-        } else if !is_preprocessing(phase) {
-            self.flush(to).await?;
-        }
-        self.inner.send(to, phase, data).await
-    }
-
-    async fn recv(&self, from: usize, phase: Phase) -> Result<Bytes, ChannelError> {
-        self.inner.recv(from, phase).await
-    }
-
-    async fn abort(&self, reason: &str) {
-        self.inner.abort(reason).await
-    }
-
-    fn bytes_sent(&self) -> u64 {
-        self.inner.bytes_sent()
-    }
-}
 
 #[cfg(test)]
 mod tests {
