@@ -62,10 +62,10 @@ def mib(b):
     return f"{b / 2**20:.1f} MiB"
 
 
-def run_memory(name, program, inputs):
+def run_memory(name, program, inputs, extra=()):
     best = None
     for _ in range(REPEAT):
-        args = [MPC, "run", program, "--format", "json"]
+        args = [MPC, "run", program, "--format", "json", *extra]
         for i in inputs:
             args += ["--input", i]
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
@@ -77,23 +77,26 @@ def run_memory(name, program, inputs):
     ands = res["stats"]["and_gates"]
     per_party = res["bytes_sent_per_party"]
     print(
-        f"{name:<28} memory  {len(inputs)}p  {secs*1000:9.1f} ms  {ands/secs:12,.0f} AND/s  "
+        f"{name:<28} memory  {len(inputs)}p {'OT    ' if extra else 'dealer'}  {secs*1000:9.1f} ms  {ands/secs:12,.0f} AND/s  "
         f"sent/party {', '.join(mib(b) for b in per_party)}  peak RSS (all parties, one process) {mib(res['stats']['peak_rss_bytes'])}"
     )
 
 
-def run_relay(name, program, inputs, relay_url):
+def run_relay(name, program, inputs, relay_url, dealer=True):
     best = None
     for r in range(REPEAT):
         session = f"bench-{name}-{r}-{time.time_ns()}"
         n = len(inputs)
         start = time.monotonic()
-        procs = [subprocess.Popen([MPC, "pre", relay_url, "--session", session, "--parties", str(n), "--quiet"],
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)]
+        procs = []
+        if dealer:
+            procs.append(subprocess.Popen([MPC, "pre", relay_url, "--session", session, "--parties", str(n), "--quiet"],
+                                          stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))
         for i, lit in enumerate(inputs):
             procs.append(subprocess.Popen(
                 [MPC, "party", relay_url, "--session", session, "--program", program,
-                 "--party", str(i), "--input", lit, "--format", "json", "--quiet"],
+                 "--party", str(i), "--input", lit, "--format", "json", "--quiet",
+                 "--dealer" if dealer else "--no-dealer"],
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         results = []
         for p in procs:
@@ -109,7 +112,7 @@ def run_relay(name, program, inputs, relay_url):
     secs, wall, results = best
     ands = results[0]["stats"]["and_gates"]
     print(
-        f"{name:<28} relay   {len(inputs)}p  {secs*1000:9.1f} ms  {ands/secs:12,.0f} AND/s  "
+        f"{name:<28} relay   {len(inputs)}p {'dealer' if dealer else 'OT    '}  {secs*1000:9.1f} ms  {ands/secs:12,.0f} AND/s  "
         f"sent/party {', '.join(mib(r['stats']['bytes_sent']) for r in results)}  "
         f"peak RSS/party {', '.join(mib(r['stats']['peak_rss_bytes']) for r in results)}  "
         f"(all processes {wall*1000:.0f} ms)"
@@ -138,6 +141,8 @@ def main():
     print(f"mpc benchmarks ({REPEAT} runs each, best shown; protocol time = handshake to output)")
     for name, program, inputs in cases:
         run_memory(name, program, inputs)
+    for name, program, inputs in cases:
+        run_memory(name, program, inputs, ["--no-dealer"])
     port = free_port()
     relay = subprocess.Popen([MPC, "serve", "--listen", f"127.0.0.1:{port}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -151,6 +156,8 @@ def main():
                 time.sleep(0.05)
         for name, program, inputs in cases:
             run_relay(name, program, inputs, url)
+        for name, program, inputs in cases:
+            run_relay(name, program, inputs, url, dealer=False)
         run_relay("add.garble.rs", os.path.join(ROOT, "programs", "add.garble.rs"),
                   ["1u32", "2u32", "3u32"], url)
     finally:

@@ -25,6 +25,9 @@ pub struct RunArgs {
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "text")]
     pub format: Format,
+    /// Run without a dealer: the parties make their correlated randomness themselves.
+    #[arg(long)]
+    pub no_dealer: bool,
     /// AND gates per streamed chunk.
     #[arg(long, default_value_t = crate::engine::protocol::DEFAULT_CHUNK_ANDS, hide = true)]
     pub chunk_ands: usize,
@@ -60,6 +63,11 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let opts = LocalOptions {
         evaluator: args.evaluator,
         chunk_ands: args.chunk_ands,
+        source: if args.no_dealer {
+            crate::engine::preprocess::SourceKind::Ot
+        } else {
+            crate::engine::preprocess::SourceKind::Dealer
+        },
         ..LocalOptions::default()
     };
     let started = Instant::now();

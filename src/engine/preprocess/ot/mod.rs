@@ -43,7 +43,6 @@ pub mod gf;
 
 use std::collections::VecDeque;
 
-
 use self::abit::ABits;
 use self::common::{Ctr, Ctx};
 use self::extension::PairOt;
@@ -237,7 +236,6 @@ impl<C: Channel> Source for OtSource<'_, C> {
         Ok(out)
     }
 }
-
 
 #[cfg(test)]
 mod tests {
