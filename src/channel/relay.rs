@@ -678,12 +678,16 @@ impl Backoff {
         delay
     }
 
-    /// Sleeps the next delay, unless that would pass `deadline` (then returns false).
+    /// Sleeps the next delay, cut short at `deadline`; returns false once the deadline has
+    /// passed (the caller then gives up).
     pub(crate) async fn sleep_before(&mut self, deadline: Instant) -> bool {
-        let delay = self.next_delay();
-        if Instant::now() + delay > deadline {
+        let now = Instant::now();
+        if now >= deadline {
             return false;
         }
+        // Never give up before the deadline: when the next delay would pass it, sleep until
+        // the deadline instead and try once more.
+        let delay = self.next_delay().min(deadline - now);
         tokio::time::sleep(delay).await;
         true
     }
