@@ -453,45 +453,21 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         let others: Vec<usize> = self.slots.others().collect();
         let out = others
             .iter()
-            .map(|&p| {
-                let s = self.slots.slot(p);
-                let wires = wires_of(p);
-                let mut msg = pack_bits(wires.iter().map(|&k| self.bits[k]));
-                let mut digest = MacDigest::with_capacity(wires.len());
-                for &k in &wires {
-                    digest.push(self.mk[k * w + s]);
-                }
-                msg.extend_from_slice(&digest.finish());
-                (p, Bytes::from(msg))
-            })
+            .map(|&p| (p, self.share_opening(&wires_of(p), p)))
             .collect();
         let received = exchange(self.ch, Phase::InputMasks, out, &others).await?;
         let my_wires = wires_of(me);
         let mut lambda: Vec<bool> = my_wires.iter().map(|&k| self.bits[k]).collect();
         for (&j, msg) in others.iter().zip(&received) {
-            let s = self.slots.slot(j);
-            let nb = packed_len(my_wires.len());
-            if msg.len() != nb + 32 {
-                return Err(self.malformed(
-                    j,
-                    Phase::InputMasks,
-                    format!("expected {} bytes, got {}", nb + 32, msg.len()),
-                ));
-            }
-            let mut digest = MacDigest::with_capacity(my_wires.len());
-            for (x, &k) in my_wires.iter().enumerate() {
-                let b = bit_at(msg, x);
-                lambda[x] ^= b;
-                let key = self.mk[k * w + m + s];
-                digest.push(if b { key ^ self.delta } else { key });
-            }
-            if digest.finish()[..] != msg[nb..] {
-                return Err(EngineError::Check {
-                    check: "input mask MAC check",
-                    peer: self.names.name(j),
-                    detail: "its shares of this party's input masks do not match their MACs".into(),
-                });
-            }
+            self.check_share_opening(
+                &my_wires,
+                j,
+                msg,
+                &mut lambda,
+                Phase::InputMasks,
+                "input mask MAC check",
+                "its shares of this party's input masks do not match their MACs",
+            )?;
         }
 
         // 2. Masked inputs to everyone.
@@ -561,6 +537,58 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             .await?;
         }
         self.masked_inputs = masked;
+        Ok(())
+    }
+
+    /// Opens this party's shares of registers `regs` to party `j`: the share bits and one
+    /// digest of their MACs towards `j`.
+    fn share_opening(&self, regs: &[usize], j: usize) -> Bytes {
+        let s = self.slots.slot(j);
+        let mut msg = pack_bits(regs.iter().map(|&r| self.bits[r]));
+        let mut digest = MacDigest::with_capacity(regs.len());
+        for &r in regs {
+            digest.push(self.mk[r * self.w + s]);
+        }
+        msg.extend_from_slice(&digest.finish());
+        Bytes::from(msg)
+    }
+
+    /// Checks party `j`'s opening of its shares of `regs` (see [`Self::share_opening`])
+    /// against this party's keys, and XORs the opened bits into `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn check_share_opening(
+        &self,
+        regs: &[usize],
+        j: usize,
+        msg: &[u8],
+        acc: &mut [bool],
+        phase: Phase,
+        check: &'static str,
+        detail: &str,
+    ) -> Result<(), EngineError> {
+        let nb = packed_len(regs.len());
+        if msg.len() != nb + 32 {
+            return Err(self.malformed(
+                j,
+                phase,
+                format!("expected {} bytes, got {}", nb + 32, msg.len()),
+            ));
+        }
+        let at = self.m() + self.slots.slot(j);
+        let mut digest = MacDigest::with_capacity(regs.len());
+        for (x, &r) in regs.iter().enumerate() {
+            let b = bit_at(msg, x);
+            acc[x] ^= b;
+            let key = self.mk[r * self.w + at];
+            digest.push(if b { key ^ self.delta } else { key });
+        }
+        if digest.finish()[..] != msg[nb..] {
+            return Err(EngineError::Check {
+                check,
+                peer: self.names.name(j),
+                detail: detail.into(),
+            });
+        }
         Ok(())
     }
 
@@ -956,7 +984,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
 
     /// Broadcast-consistency check, then the output to every party.
     async fn outputs(&mut self) -> Result<Vec<bool>, EngineError> {
-        let (m, w) = (self.m(), self.w);
+        let m = self.m();
         let e = self.cfg.evaluator;
         let others: Vec<usize> = self.slots.others().collect();
 
@@ -986,16 +1014,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         let nb = packed_len(outs.len());
         // Evaluator → every other party: masked outputs and a digest of that party's labels.
         // Everyone → everyone: its shares of the output masks and a digest of their MACs.
-        let share_msg = |j: usize| {
-            let s = self.slots.slot(j);
-            let mut msg = pack_bits(outs.iter().map(|&r| self.bits[r]));
-            let mut digest = MacDigest::with_capacity(outs.len());
-            for &r in &outs {
-                digest.push(self.mk[r * w + s]);
-            }
-            msg.extend_from_slice(&digest.finish());
-            Bytes::from(msg)
-        };
+        let share_msg = |j: usize| self.share_opening(&outs, j);
         let label_msg = |k: usize| {
             let s = self.slots.slot(k);
             let mut msg = pack_bits(outs.iter().map(|&r| self.ev_m[r]));
@@ -1058,28 +1077,15 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     });
                 }
             }
-            if shares.len() != nb + 32 {
-                return Err(self.malformed(
-                    j,
-                    Phase::OutputShares,
-                    format!("expected {} bytes, got {}", nb + 32, shares.len()),
-                ));
-            }
-            let s = self.slots.slot(j);
-            let mut digest = MacDigest::with_capacity(outs.len());
-            for (x, &r) in outs.iter().enumerate() {
-                let b = bit_at(shares, x);
-                lambda[x] ^= b;
-                let key = self.mk[r * w + m + s];
-                digest.push(if b { key ^ self.delta } else { key });
-            }
-            if digest.finish()[..] != shares[nb..] {
-                return Err(EngineError::Check {
-                    check: "output share MAC check",
-                    peer: self.names.name(j),
-                    detail: "its shares of the output masks do not match their MACs".into(),
-                });
-            }
+            self.check_share_opening(
+                &outs,
+                j,
+                shares,
+                &mut lambda,
+                Phase::OutputShares,
+                "output share MAC check",
+                "its shares of the output masks do not match their MACs",
+            )?;
         }
         Ok(masked.iter().zip(&lambda).map(|(a, b)| a ^ b).collect())
     }
