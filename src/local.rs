@@ -131,7 +131,7 @@ pub async fn run_local_each<C: Channel, D: Channel>(
         async move {
             let result = run_party(&ch, &cfg, circuit, input, &NoProgress).await;
             if let Err(e) = &result {
-                ch.abort(&e.to_string()).await;
+                ch.abort(&e.notice()).await;
             }
             result.map(Some)
         }
@@ -141,7 +141,7 @@ pub async fn run_local_each<C: Channel, D: Channel>(
             Some(ch) => {
                 let result = run_dealer(ch, n, &NoProgress).await.map(|_| ());
                 if let Err(e) = &result {
-                    ch.abort(&e.to_string()).await;
+                    ch.abort(&e.notice()).await;
                 }
                 result
             }

@@ -19,6 +19,8 @@ enum Command {
     Pre(cli::pre::PreArgs),
     /// Run one computing party of a session and print the result.
     Party(cli::party::PartyArgs),
+    /// Create a participant's key pair: secret key to FILE, public key to FILE.pub and stdout.
+    Keygen(cli::keygen::KeygenArgs),
     /// Type-check a program and print its parameters and gate counts.
     Check(cli::check::CheckArgs),
     /// Run all parties of a program in this process (quick try-out).
@@ -75,6 +77,7 @@ fn main() {
             Command::Pre(args) => cli::pre::run(args).await,
             Command::Party(args) => cli::party::run(args).await,
             Command::Check(args) => cli::check::run(args).map_err(Failure::usage),
+            Command::Keygen(args) => cli::keygen::run(args),
             Command::Run(args) => cli::run::run(args).await,
         }
     });

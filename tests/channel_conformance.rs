@@ -14,7 +14,7 @@ use futures_util::future::join_all;
 use mpc::channel::direct::{DirectConfig, DirectLimits, DirectTransport};
 use mpc::channel::memory::{MemoryTransport, memory_channels};
 use mpc::channel::relay::{ClientTls, RelayTransport};
-use mpc::channel::sealed::{SealParams, Sealed, Secret};
+use mpc::channel::sealed::{Auth, SealParams, Sealed, Secret};
 use mpc::channel::{Channel, ChannelError, Framed, Phase, Transport};
 use mpc::relay::{self, RelayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -223,7 +223,7 @@ async fn setup(kind: Kind, sealed: bool, n: usize, timeout: Duration) -> Setup {
         }
     };
     let sealed_transports: Vec<Sealed<AnyTransport>> = if sealed {
-        let secret = Secret::new(b"conformance secret", "the test").expect("secret");
+        let secret = Auth::Secret(Secret::new(b"conformance secret", "the test").expect("secret"));
         let session = &session;
         let secret = &secret;
         join_all(
@@ -238,7 +238,7 @@ async fn setup(kind: Kind, sealed: bool, n: usize, timeout: Duration) -> Setup {
                         parties: n,
                         timeout: Duration::from_secs(20),
                     };
-                    Sealed::establish(t, &params, Some(secret)).await
+                    Sealed::establish(t, &params, secret).await
                 }),
         )
         .await

@@ -493,6 +493,25 @@ fn a_dealer_arriving_after_the_parties_chose_no_dealer_exits_1() {
 }
 
 #[test]
+fn an_uninvited_dealer_is_never_used_and_exits_1_saying_why() {
+    // The dealer sits in its seat before any party joins (under the old join-order rule it
+    // would have become the trusted dealer); the parties were not started with --dealer.
+    let relay = Relay::start(&[]);
+    let mut early = dealer(&relay.url, "uninvited", 3, &[]);
+    early.wait_for_stderr("waiting", SMALL_RUN);
+    let procs = (0..3)
+        .map(|i| add_party_as_is(&relay, "uninvited", i, &format!("{}u32", i + 1), &[]))
+        .collect();
+    for finished in finish_all(procs, SMALL_RUN) {
+        finished.assert_result("6");
+        finished.assert_stderr_has(&["OT-based preprocessing"]);
+    }
+    let refused = early.finish(SMALL_RUN);
+    refused.assert_failed(1);
+    refused.assert_stderr_has(&["refused the key exchange", "without a dealer", "--dealer"]);
+}
+
+#[test]
 fn parties_that_disagree_about_the_dealer_stop_with_a_clear_message() {
     let relay = Relay::start(&[]);
     let mut procs = vec![dealer(&relay.url, "split", 3, &[])];

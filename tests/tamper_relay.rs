@@ -22,7 +22,7 @@ use hyper::service::service_fn;
 use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use mpc::channel::relay::RelayTransport;
-use mpc::channel::sealed::{SealParams, Sealed, Secret};
+use mpc::channel::sealed::{Auth, SealParams, Sealed, Secret};
 use mpc::channel::{ChannelError, FRAME_HEADER, Framed, Phase, Transport, decode_frame};
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
@@ -339,7 +339,7 @@ struct Run {
 const PARTIES: usize = 3;
 
 /// Runs add.garble.rs with 3 parties and the dealer through the proxy.
-async fn run_session(url: &str, inputs: [&str; 3], secret: Option<&Secret>, seal: bool) -> Run {
+async fn run_session(url: &str, inputs: [&str; 3], auth: &Auth, seal: bool) -> Run {
     let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/add.garble.rs");
     let program = Program::load(&path).expect("add.garble.rs compiles");
     let bits: Vec<Vec<bool>> = inputs
@@ -371,7 +371,7 @@ async fn run_session(url: &str, inputs: [&str; 3], secret: Option<&Secret>, seal
                     parties: PARTIES,
                     timeout,
                 };
-                Sealed::establish(t, &params, secret).await
+                Sealed::establish(t, &params, auth).await
             }),
     )
     .await;
@@ -420,10 +420,10 @@ async fn run_session(url: &str, inputs: [&str; 3], secret: Option<&Secret>, seal
 }
 
 /// Runs one attack on the frames from party 1 to party 0 and checks that it is caught.
-async fn attack(attack: Attack, target: u64, secret: Option<&Secret>) {
+async fn attack(attack: Attack, target: u64, auth: &Auth) {
     let setup = start(attack, "1", "0", target).await;
     let started = Instant::now();
-    let run = run_session(&setup.proxy_url, ["7u32", "11u32", "13u32"], secret, true).await;
+    let run = run_session(&setup.proxy_url, ["7u32", "11u32", "13u32"], auth, true).await;
     let state = setup.proxy.state.lock().await;
     assert!(state.fired, "{attack:?}: the proxy never got to tamper");
     for (p, r) in run.results.iter().enumerate() {
@@ -447,30 +447,32 @@ async fn attack(attack: Attack, target: u64, secret: Option<&Secret>) {
     eprintln!("{attack:?}: party 0: {err}; dealer: {:?}", run.dealer);
 }
 
-fn secret() -> Secret {
-    Secret::new(b"a secret shared by the parties and the dealer", "the test").expect("secret")
+fn secret() -> Auth {
+    Auth::Secret(
+        Secret::new(b"a secret shared by the parties and the dealer", "the test").expect("secret"),
+    )
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_flipped_bit_is_caught() {
-    attack(Attack::Flip, 2, Some(&secret())).await;
+    attack(Attack::Flip, 2, &secret()).await;
     // Without a shared secret, too: the relay altered a frame instead of interposing.
-    attack(Attack::Flip, 1, None).await;
+    attack(Attack::Flip, 1, &Auth::Anonymous).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_dropped_frame_is_caught() {
-    attack(Attack::Drop, 2, Some(&secret())).await;
+    attack(Attack::Drop, 2, &secret()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_replayed_frame_is_caught() {
-    attack(Attack::Replay, 2, Some(&secret())).await;
+    attack(Attack::Replay, 2, &secret()).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reordered_frames_are_caught() {
-    attack(Attack::Reorder, 2, Some(&secret())).await;
+    attack(Attack::Reorder, 2, &secret()).await;
 }
 
 /// Shannon entropy of a byte string, in bits per byte.
@@ -540,7 +542,7 @@ async fn the_relay_sees_nothing_in_the_clear() {
 
     // Control: without sealing, the relay holds the plain frames.
     let setup = start(Attack::None, "", "", 0).await;
-    let plain = run_session(&setup.proxy_url, inputs, None, false).await;
+    let plain = run_session(&setup.proxy_url, inputs, &Auth::Anonymous, false).await;
     assert!(
         plain
             .results
@@ -566,9 +568,9 @@ async fn the_relay_sees_nothing_in_the_clear() {
     eprintln!("frames from party 1 to party 0 (unsealed numbering): {listing:?}");
 
     // Sealed, with and without a shared secret.
-    for secret in [Some(secret()), None] {
+    for auth in [secret(), Auth::Anonymous] {
         let setup = start(Attack::None, "", "", 0).await;
-        let run = run_session(&setup.proxy_url, inputs, secret.as_ref(), true).await;
+        let run = run_session(&setup.proxy_url, inputs, &auth, true).await;
         for (p, r) in run.results.iter().enumerate() {
             assert_eq!(r.as_ref().ok(), Some(&run.expected), "party {p}: {r:?}");
         }
@@ -614,7 +616,7 @@ async fn the_relay_sees_nothing_in_the_clear() {
         );
         eprintln!(
             "sealed (secret: {}): {} bodies, {} bytes, {bits:.4} bits/byte, no plain piece",
-            secret.is_some(),
+            matches!(auth, Auth::Secret(_)),
             data.len(),
             all.len()
         );

@@ -116,6 +116,7 @@ struct Inbox {
     session: String,
     me: usize,
     peers: usize,
+    parties: usize,
     names: PeerNames,
     limits: DirectLimits,
     slots: Vec<Slot>,
@@ -276,6 +277,7 @@ impl DirectTransport {
             session: config.session.clone(),
             me: config.me,
             peers,
+            parties: config.parties,
             names: names.clone(),
             limits: config.limits,
             slots: (0..peers)
@@ -748,6 +750,15 @@ fn check_sender(inbox: &Inbox, session: &str, from: &str) -> Result<usize, (Stat
     }
     match from.parse::<usize>() {
         Ok(n) if n < inbox.peers && n != inbox.me => Ok(n),
+        Ok(n) if n == inbox.parties && inbox.peers == inbox.parties => Err((
+            StatusCode::CONFLICT,
+            format!(
+                "{} runs session '{}' without a dealer (it was not started with --dealer); a \
+                 party uses a dealer only when asked to",
+                inbox.names.name(inbox.me),
+                inbox.session
+            ),
+        )),
         _ => Err((
             StatusCode::BAD_REQUEST,
             format!(

@@ -12,6 +12,7 @@
 //! peer number `parties`.
 
 pub mod direct;
+pub mod identity;
 pub mod memory;
 pub mod relay;
 pub mod sealed;
@@ -192,6 +193,32 @@ pub enum ChannelError {
         peer: String,
         /// Which frame, and what to do about it.
         detail: String,
+    },
+    /// A peer could not prove the identity the roster gives its seat (an impostor, another
+    /// roster, or a key exchange altered on the way).
+    #[error("{peer} did not prove the identity the roster gives it: {detail}")]
+    Identity {
+        /// The seat that failed to prove its key.
+        peer: String,
+        /// Why, and what to do about it.
+        detail: String,
+    },
+    /// A peer is set up for another session: other party count, dealer choice or
+    /// authentication.
+    #[error("{peer} is set up differently: {detail}")]
+    Setup {
+        /// The peer.
+        peer: String,
+        /// What differs and what to do.
+        detail: String,
+    },
+    /// A peer refused the key exchange and said why.
+    #[error("{peer} refused the key exchange: {reason}")]
+    Refused {
+        /// The peer.
+        peer: String,
+        /// Its reason.
+        reason: String,
     },
     /// The transport failed to deliver (network, relay refused, ...).
     #[error("cannot exchange messages with {peer}: {detail}")]

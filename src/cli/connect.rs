@@ -1,7 +1,12 @@
 //! How a role (a party or the dealer) connects to its session: through a relay (`URL`) or
-//! directly to its peers (`--peers`), with TLS options, then seals every message end to
-//! end ([`crate::channel::sealed`]). `mpc party` and `mpc pre` flatten [`ConnectArgs`] and
-//! call [`connect`]; the protocol then runs over the returned [`SessionChannel`].
+//! directly to its peers (`--peers`), with TLS options, then authenticates every peer and
+//! seals every message end to end ([`crate::channel::sealed`]). `mpc party` and `mpc pre`
+//! flatten [`ConnectArgs`] and call [`connect`]; the protocol then runs over the returned
+//! [`SessionChannel`].
+//!
+//! A dealer takes part only when the parties ask for one (`--dealer`); nothing about who
+//! joins which seat changes that. A party without `--dealer` answers a dealer that turns up
+//! with a refusal, so the dealer can say why it is not used.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -10,17 +15,17 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 use crate::channel::direct::{DirectConfig, DirectLimits, DirectTransport, parse_url};
+use crate::channel::identity::{Identity, Roster, Seat};
 use crate::channel::relay::{ClientTls, RelayTransport};
-use crate::channel::sealed::{SealParams, Sealed, Secret};
-use crate::channel::{ChannelError, Framed, Transport};
+use crate::channel::sealed::{Auth, SealParams, Sealed, Secret, refusal_frame};
+use crate::channel::{ChannelError, Framed, Phase, Transport};
 use crate::progress::StderrProgress;
 use crate::relay::tls::{self as tls_files, ServerTlsFiles};
 
 use super::Failure;
 
-/// How long a late dealer looks for a party that asked for it (--dealer) before it
-/// concludes that the parties run without one.
-const DEALER_PROBE: Duration = Duration::from_secs(3);
+/// How long a party without a dealer spends telling a dealer seat that it is not used.
+const REFUSAL_TIMEOUT: Duration = Duration::from_secs(5);
 
 /// Environment variable holding the shared session secret (alternative to --secret-file).
 pub const SECRET_ENV: &str = "MPC_SECRET";
@@ -47,11 +52,23 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "ADDR", requires = "peers")]
     pub listen: Option<SocketAddr>,
 
-    /// File holding the secret shared by all participants of the session (or set
-    /// MPC_SECRET; the file takes precedence). It authenticates the key exchange, so that
-    /// not even an active relay can read or change messages. Without it, keys are agreed
+    /// The session's roster: one line `SEAT PUBKEY` per seat (0, 1, ..., n-1, and dealer
+    /// when there is one), the public keys `mpc keygen` printed. Every participant gets the
+    /// same roster; each then proves its seat's key and checks everyone else's, so nobody
+    /// (not the relay, not another participant) can take a seat. Needs --identity.
+    #[arg(long, value_name = "FILE", requires = "identity")]
+    pub roster: Option<PathBuf>,
+
+    /// This participant's secret key, written by `mpc keygen FILE` (the FILE, not FILE.pub):
+    /// it proves the key the roster lists for this seat. Needs --roster.
+    #[arg(long, value_name = "FILE", requires = "roster")]
+    pub identity: Option<PathBuf>,
+
+    /// File holding a secret shared by all participants (or set MPC_SECRET; the file takes
+    /// precedence). It keeps out anyone who does not know it, but any participant that
+    /// knows it could pose as another: prefer --roster. Without either, keys are agreed
     /// anonymously, which stops passive eavesdroppers only.
-    #[arg(long, value_name = "FILE")]
+    #[arg(long, value_name = "FILE", conflicts_with = "roster")]
     pub secret_file: Option<PathBuf>,
 
     /// Trust only this CA certificate (PEM) for https:// URLs (the relay, or peers in
@@ -91,30 +108,18 @@ pub struct Role {
     pub session: String,
     /// How long to wait for the others and for each message.
     pub timeout: Duration,
-    /// Whether a party takes its correlated randomness from a dealer.
-    pub dealer: DealerChoice,
-}
-
-/// Whether a party uses a trusted dealer (`--dealer`, `--no-dealer`, or neither).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum DealerChoice {
-    /// Use the dealer if one joined the session before the last party did (relay), or if
-    /// --peers lists one (direct); otherwise run the OT-based preprocessing.
-    Auto,
-    /// Wait for a dealer.
-    Require,
-    /// Never use a dealer.
-    Forbid,
+    /// Whether the session has a dealer: a party started with `--dealer`, or the dealer.
+    pub dealer: bool,
 }
 
 impl Role {
-    /// Computing party `me` of `parties`.
+    /// Computing party `me` of `parties`, with a dealer exactly when `dealer`.
     pub fn party(
         me: usize,
         parties: usize,
         session: &str,
         timeout: Duration,
-        dealer: DealerChoice,
+        dealer: bool,
     ) -> Self {
         Self {
             me,
@@ -127,11 +132,27 @@ impl Role {
 
     /// The dealer of a session of `parties` parties.
     pub fn dealer(parties: usize, session: &str, timeout: Duration) -> Self {
-        Self::party(parties, parties, session, timeout, DealerChoice::Require)
+        Self::party(parties, parties, session, timeout, true)
     }
 
     fn is_dealer(&self) -> bool {
         self.me == self.parties
+    }
+
+    fn seat(&self) -> Seat {
+        if self.is_dealer() {
+            Seat::Dealer
+        } else {
+            Seat::Party(self.me)
+        }
+    }
+
+    fn endpoints(&self) -> usize {
+        if self.dealer {
+            self.parties + 1
+        } else {
+            self.parties
+        }
     }
 }
 
@@ -181,7 +202,7 @@ pub type SessionChannel = Framed<Sealed<Link>>;
 struct Plan {
     mode: Mode,
     client_tls: ClientTls,
-    secret: Option<Secret>,
+    auth: Auth,
 }
 
 enum Mode {
@@ -200,27 +221,32 @@ fn plan(args: &ConnectArgs, role: &Role) -> Result<Plan, Failure> {
         }
         (None, Some(urls)) => {
             let n = role.parties;
-            let wanted = match role.dealer {
-                DealerChoice::Require => n + 1,
-                DealerChoice::Forbid => n,
-                DealerChoice::Auto if urls.len() == n => n,
-                DealerChoice::Auto => n + 1,
-            };
-            if role.dealer == DealerChoice::Forbid && urls.len() == n + 1 {
-                return Err(Failure::usage(format!(
-                    "--no-dealer, but --peers lists {} URLs: a session of {n} parties without a \
-                     dealer takes exactly {n}",
-                    urls.len()
-                )));
-            }
+            let wanted = role.endpoints();
             if urls.len() != wanted {
+                let why = if role.is_dealer() {
+                    format!(
+                        "the dealer of a session of {n} parties needs {wanted}: party 0 to party {}, then the dealer's URL last",
+                        n - 1
+                    )
+                } else if role.dealer {
+                    format!(
+                        "with --dealer, a session of {n} parties needs {wanted}: party 0 to party {}, then the dealer's URL last",
+                        n - 1
+                    )
+                } else if urls.len() == n + 1 {
+                    format!(
+                        "a session of {n} parties without a dealer takes exactly {n}; to use the dealer listed last, start every party with --dealer"
+                    )
+                } else {
+                    format!(
+                        "a session of {n} parties needs {wanted}, party 0 to party {}",
+                        n - 1
+                    )
+                };
                 return Err(Failure::usage(format!(
-                    "--peers lists {} URL{}, but a session of {} parties and a dealer needs {wanted}: \
-                     party 0 to party {}, then the dealer's URL last",
+                    "--peers lists {} URL{}, but {why}",
                     urls.len(),
                     if urls.len() == 1 { "" } else { "s" },
-                    role.parties,
-                    role.parties - 1
                 )));
             }
             let mut parsed = Vec::with_capacity(urls.len());
@@ -290,41 +316,87 @@ fn plan(args: &ConnectArgs, role: &Role) -> Result<Plan, Failure> {
         ca_cert: args.ca_cert.clone(),
         identity: args.cert.clone().zip(args.key.clone()),
     };
-    let secret = match (&args.secret_file, std::env::var_os(SECRET_ENV)) {
+    let auth = authentication(args, role)?;
+    if args.no_seal && !matches!(auth, Auth::Anonymous) {
+        return Err(Failure::usage(
+            "--no-seal contradicts --roster and the shared secret (--secret-file or MPC_SECRET): \
+             they are only used to authenticate and seal messages",
+        ));
+    }
+    Ok(Plan {
+        mode,
+        client_tls,
+        auth,
+    })
+}
+
+/// How this participant authenticates the others: a roster and its identity, a shared
+/// secret, or nothing.
+fn authentication(args: &ConnectArgs, role: &Role) -> Result<Auth, Failure> {
+    let env_secret = std::env::var_os(SECRET_ENV);
+    let secret = match (&args.secret_file, &env_secret) {
         (Some(path), _) => Some(Secret::from_file(path).map_err(Failure::usage)?),
         (None, Some(value)) => {
             Some(Secret::new(value.as_encoded_bytes(), SECRET_ENV).map_err(Failure::usage)?)
         }
         (None, None) => None,
     };
-    if args.no_seal && secret.is_some() {
-        return Err(Failure::usage(
-            "--no-seal contradicts the shared secret (--secret-file or MPC_SECRET): a secret \
-             is only used to seal messages",
-        ));
+    match (&args.roster, &args.identity) {
+        (Some(roster_path), Some(identity_path)) => {
+            if secret.is_some() {
+                return Err(Failure::usage(format!(
+                    "--roster already authenticates every participant; unset {SECRET_ENV} (a \
+                     shared secret cannot be combined with a roster)"
+                )));
+            }
+            let roster = Roster::read(roster_path).map_err(Failure::usage)?;
+            let identity = Identity::read(identity_path).map_err(Failure::usage)?;
+            roster
+                .check_session(
+                    role.parties,
+                    role.dealer,
+                    role.seat(),
+                    &identity,
+                    &format!("the roster {}", roster_path.display()),
+                )
+                .map_err(Failure::usage)?;
+            Ok(Auth::Roster {
+                roster: Box::new(roster),
+                identity: Box::new(identity),
+            })
+        }
+        (None, None) => Ok(secret.map_or(Auth::Anonymous, Auth::Secret)),
+        // clap requires both together; a library caller may not.
+        _ => Err(Failure::usage(
+            "--roster and --identity go together: the roster says which key holds which seat, \
+             the identity is this participant's secret key",
+        )),
     }
-    Ok(Plan {
-        mode,
-        client_tls,
-        secret,
-    })
 }
 
-/// Connects `role` to its session as `args` says: joins the relay and waits for every
-/// participant (parties wait for the dealer too), or starts this endpoint's server and
-/// waits for every peer; then agrees on keys with every peer and returns the sealed
-/// channel, and whether the session uses a dealer. Usage errors exit 2, communication
-/// failures exit 1.
+/// Connects `role` to its session as `args` says: joins the relay and waits for the other
+/// parties, or starts this endpoint's server and waits for every peer; then authenticates
+/// every peer (and the dealer, when the session has one) and returns the sealed channel.
+/// Usage errors exit 2, communication failures (including a peer that does not prove its
+/// roster identity) exit 1.
 pub async fn connect(
     args: &ConnectArgs,
     role: &Role,
     progress: &StderrProgress,
-) -> Result<(SessionChannel, bool), Failure> {
+) -> Result<SessionChannel, Failure> {
     let plan = plan(args, role)?;
     let n = role.parties;
     let deadline = Instant::now() + role.timeout;
     let session = &role.session;
-    let with_dealer;
+    let endpoints = role.endpoints();
+    let params = SealParams {
+        session,
+        me: role.me,
+        peers: endpoints,
+        parties: n,
+        timeout: role.timeout,
+    };
+    let mut key_wait = "agreeing on keys with the other participants".to_string();
     let (link, carrier) = match plan.mode {
         Mode::Relay(url) => {
             let transport = RelayTransport::join_with(
@@ -337,16 +409,12 @@ pub async fn connect(
             )
             .await
             .map_err(Failure::protocol)?;
-            let want_dealer = !role.is_dealer() && role.dealer == DealerChoice::Require;
-            progress.waiting(&if want_dealer {
-                format!("waiting for the parties and the dealer of session '{session}'")
-            } else {
-                format!("waiting for the {n} parties of session '{session}'")
-            });
-            let total = if want_dealer { n + 1 } else { n };
+            progress.waiting(&format!(
+                "waiting for the {n} parties of session '{session}'"
+            ));
             let waited = transport
-                .wait_for(n, want_dealer, deadline, |joined| {
-                    progress.waiting(&format!("session '{session}': {joined}/{total} joined"))
+                .wait_for(n, false, deadline, |joined| {
+                    progress.waiting(&format!("session '{session}': {joined}/{n} parties joined"))
                 })
                 .await;
             progress.clear();
@@ -354,50 +422,34 @@ pub async fn connect(
                 transport.leave().await;
                 return Err(Failure::protocol(e));
             }
-            with_dealer = match (role.is_dealer(), role.dealer) {
-                (false, DealerChoice::Require) => true,
-                (false, DealerChoice::Forbid) => false,
-                (is_dealer, _) => {
-                    let order = match transport.join_order().await {
-                        Ok(order) => order,
-                        Err(e) => {
-                            transport.leave().await;
-                            return Err(Failure::protocol(e));
-                        }
-                    };
-                    let dealer_at = order.iter().position(|s| s == "dealer");
-                    let last_party = order
-                        .iter()
-                        .rposition(|s| s.parse::<usize>().is_ok_and(|i| i < n));
-                    let joined_in_time =
-                        matches!((dealer_at, last_party), (Some(d), Some(p)) if d < p);
-                    if is_dealer && !joined_in_time {
-                        // The parties ran the automatic choice without this dealer, unless
-                        // they asked for one with --dealer: then party 0's key-exchange
-                        // message to the dealer is already waiting (a look, not a take: the
-                        // relay keeps message 0 until message 1 is asked for).
-                        let probe = Instant::now() + DEALER_PROBE.min(role.timeout);
-                        let asked = matches!(transport.recv_frame(0, 0, probe).await, Ok(Some(_)));
-                        if !asked {
-                            transport.leave().await;
-                            return Err(Failure::protocol(format!(
-                                "the parties of session '{session}' had all joined before the \
-                                 dealer, so they run without a dealer (OT-based preprocessing); \
-                                 start the dealer before the last party, or the parties with \
-                                 --dealer"
-                            )));
-                        }
-                    }
-                    // The dealer always talks to the parties (its own channel has n + 1
-                    // endpoints); a party uses the dealer when it joined in time.
-                    is_dealer || joined_in_time
+            if !role.dealer && !args.no_seal {
+                // A dealer may sit (or later sit) in the dealer seat; tell it that this party
+                // does not use it, so it exits saying why instead of waiting.
+                let reason = format!(
+                    "{} runs session '{session}' without a dealer (it was not started with \
+                     --dealer); a party uses a dealer only when asked to",
+                    crate::channel::PeerNames::new(n).name(role.me)
+                );
+                let frame = refusal_frame(&params, n, &reason);
+                if let Ok(Err(e)) =
+                    tokio::time::timeout(REFUSAL_TIMEOUT, transport.send_frame(n, 0, frame)).await
+                {
+                    tracing::debug!("could not leave the refusal for a dealer: {e}");
                 }
-            };
+            }
+            let dealer_missing = role.dealer
+                && !role.is_dealer()
+                && !transport.dealer_joined().await.unwrap_or(true);
+            if dealer_missing {
+                key_wait = format!(
+                    "waiting for the dealer of session '{session}' (this party was started with \
+                     --dealer)"
+                );
+            }
             (Link::Relay(transport), "the relay")
         }
         Mode::Direct { urls, server_tls } => {
             let total = urls.len();
-            with_dealer = total == n + 1;
             let transport = DirectTransport::start(DirectConfig {
                 urls,
                 me: role.me,
@@ -417,9 +469,7 @@ pub async fn connect(
             ));
             let waited = transport
                 .wait_for_peers(deadline, |up| {
-                    progress.waiting(&format!(
-                        "session '{session}': {up}/{total} up (parties and dealer)"
-                    ))
+                    progress.waiting(&format!("session '{session}': {up}/{total} up"))
                 })
                 .await;
             progress.clear();
@@ -431,45 +481,67 @@ pub async fn connect(
         }
     };
 
-    let endpoints = if with_dealer { n + 1 } else { n };
     let sealed = if args.no_seal {
-        tracing::warn!(
+        progress.note(&format!(
             "messages are not sealed (--no-seal): {carrier} and anyone on the way can read and \
              change every message"
-        );
+        ));
         Sealed::plain(link, role.me, n)
     } else {
-        progress.waiting("agreeing on keys with the other participants");
-        let params = SealParams {
-            session,
-            me: role.me,
-            peers: endpoints,
-            parties: n,
-            timeout: role.timeout,
-        };
+        progress.waiting(&key_wait);
         // On failure the link is dropped, which leaves the session (heartbeats, server stop).
-        let established = Sealed::establish(link, &params, plan.secret.as_ref()).await;
+        let established = Sealed::establish(link, &params, &plan.auth).await;
         progress.clear();
-        let sealed = established.map_err(Failure::protocol)?;
-        if !sealed.uses_secret() {
-            let active = if carrier == "the relay" {
-                "an active relay"
-            } else {
-                "an active attacker on the network"
-            };
-            tracing::warn!(
-                "messages are encrypted end to end with keys agreed through {carrier}: a passive \
-                 observer learns nothing, but {active} could still interpose itself; to prevent \
-                 that, give every participant the same secret with --secret-file FILE or \
-                 {SECRET_ENV}"
-            );
+        let sealed = established.map_err(|e| Failure::protocol(explain_missing_dealer(e, role)))?;
+        if let Some(notice) = authentication_notice(&plan.auth, carrier) {
+            progress.note(&notice);
         }
         sealed
     };
-    Ok((
-        Framed::new(sealed, role.me, endpoints, n, role.timeout),
-        with_dealer,
-    ))
+    Ok(Framed::new(sealed, role.me, endpoints, n, role.timeout))
+}
+
+/// What a participant should know about whom it computes with, said once: with a roster,
+/// that everyone proved its seat; without, who could take a seat.
+fn authentication_notice(auth: &Auth, carrier: &str) -> Option<String> {
+    let who = if carrier == "the relay" {
+        "the relay, or anyone who can reach it,"
+    } else {
+        "anyone on the network between the participants"
+    };
+    match auth {
+        Auth::Roster { roster, .. } => Some(format!(
+            "every participant proved the key the roster gives its seat (roster {}…)",
+            hex::encode(&roster.hash()[..6])
+        )),
+        Auth::Anonymous => Some(format!(
+            "participants are not authenticated (no --roster): {who} could take a seat and \
+             compute in its place; give every participant a key (`mpc keygen`) and the same \
+             --roster"
+        )),
+        Auth::Secret(_) => Some(
+            "participants are authenticated by the shared secret only: it keeps out whoever \
+             does not know it, but a participant could pose as another; use --roster for \
+             per-seat identities"
+                .into(),
+        ),
+    }
+}
+
+/// A party waiting for a dealer that never came is told how to start one.
+fn explain_missing_dealer(e: ChannelError, role: &Role) -> String {
+    match &e {
+        ChannelError::Timeout {
+            peer,
+            phase: Phase::KeyExchange,
+            secs,
+        } if role.dealer && !role.is_dealer() && peer == "the dealer" => format!(
+            "the dealer of session '{}' did not answer within {secs} s: this party was started \
+             with --dealer, so it needs `mpc pre URL --session {} --parties {}`",
+            role.session, role.session, role.parties
+        ),
+        _ => e.to_string(),
+    }
 }
 
 /// Leaves the session (stops heartbeats; in direct mode, this endpoint's server).

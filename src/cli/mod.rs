@@ -3,6 +3,7 @@
 
 pub mod check;
 pub mod connect;
+pub mod keygen;
 pub mod party;
 pub mod pre;
 pub mod run;

@@ -11,7 +11,7 @@ use crate::engine::{PartyConfig, run_party};
 use crate::program::{Outcome, Program};
 use crate::progress::StderrProgress;
 
-use super::connect::{self, ConnectArgs, DealerChoice, Role};
+use super::connect::{self, ConnectArgs, Role};
 use super::{Failure, Format, exit, parse_secs};
 
 /// Arguments of `mpc party`.
@@ -45,12 +45,13 @@ pub struct PartyArgs {
     /// AND gates per streamed chunk (memory vs. round trips; all parties must agree).
     #[arg(long, default_value_t = DEFAULT_CHUNK_ANDS, hide = true)]
     pub chunk_ands: usize,
-    /// Wait for a trusted dealer (`mpc pre`) and take the correlated randomness from it.
+    /// Take the correlated randomness from a trusted dealer (`mpc pre`), waiting for it.
+    /// Every party must say so; a dealer can read every input if it also sees the parties'
+    /// traffic, so it is used only when asked for, never because one joined.
     #[arg(long, conflicts_with = "no_dealer")]
     pub dealer: bool,
     /// Never use a dealer: the parties make their correlated randomness themselves
-    /// (OT-based preprocessing). Without either flag, the session uses a dealer exactly
-    /// when one joined before the last party (or when --peers lists one).
+    /// (OT-based preprocessing). This is the default; the flag makes it explicit.
     #[arg(long)]
     pub no_dealer: bool,
     /// No progress output on stderr.
@@ -96,16 +97,9 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
         .parse_input(args.party, &args.input)
         .map_err(Failure::usage)?;
 
-    let choice = if args.dealer {
-        DealerChoice::Require
-    } else if args.no_dealer {
-        DealerChoice::Forbid
-    } else {
-        DealerChoice::Auto
-    };
-    let role = Role::party(args.party, n, &args.session, args.timeout, choice);
-    let (ch, with_dealer) = connect::connect(&args.connect, &role, &progress).await?;
-    let source = if with_dealer {
+    let role = Role::party(args.party, n, &args.session, args.timeout, args.dealer);
+    let ch = connect::connect(&args.connect, &role, &progress).await?;
+    let source = if args.dealer {
         SourceKind::Dealer
     } else {
         SourceKind::Ot
@@ -125,7 +119,7 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
-            ch.abort(&format!("party {} stopped: {e}", args.party))
+            ch.abort(&format!("party {} stopped: {}", args.party, e.notice()))
                 .await;
             connect::leave(&ch).await;
             return Err(Failure::protocol(e));

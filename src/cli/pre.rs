@@ -42,7 +42,7 @@ pub async fn run(args: PreArgs) -> Result<(), Failure> {
     let n = args.parties;
     let progress = StderrProgress::new("dealer", args.quiet);
     let role = Role::dealer(n, &args.session, args.timeout);
-    let (ch, _) = connect::connect(&args.connect, &role, &progress).await?;
+    let ch = connect::connect(&args.connect, &role, &progress).await?;
     let started = Instant::now();
     let result = run_dealer(&ch, n, &progress).await;
     progress.clear();
@@ -60,7 +60,8 @@ pub async fn run(args: PreArgs) -> Result<(), Failure> {
             Ok(())
         }
         Err(e) => {
-            ch.abort(&format!("the dealer stopped: {e}")).await;
+            ch.abort(&format!("the dealer stopped: {}", e.notice()))
+                .await;
             connect::leave(&ch).await;
             Err(Failure::protocol(e))
         }

@@ -60,6 +60,24 @@ impl EngineError {
     pub fn is_peer_abort(&self) -> bool {
         matches!(self, EngineError::Channel(ChannelError::PeerAborted { .. }))
     }
+
+    /// What to tell the peers when this error stops the session: the failed check and whom
+    /// it blames, never the gate or bit where it failed (positions of failed checks can
+    /// depend on secret masks, and the peers need only know that, and why, we stop).
+    pub fn notice(&self) -> String {
+        match self {
+            EngineError::Check { check, peer, .. } => {
+                format!("{check} failed on a message from {peer}")
+            }
+            EngineError::Malformed { peer, phase, .. } => {
+                format!("malformed '{phase}' message from {peer}")
+            }
+            EngineError::Channel(ChannelError::Authentication { peer, .. }) => {
+                format!("a message from {peer} failed authentication")
+            }
+            other => other.to_string(),
+        }
+    }
 }
 
 /// Receives progress reports; the CLI draws them, tests ignore them.
@@ -129,4 +147,28 @@ pub(crate) async fn exchange<C: Channel>(
     let recvs = try_join_all(incoming.iter().map(|&from| ch.recv(from, phase)));
     let (_, received) = try_join(sends, recvs).await?;
     Ok(received)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn abort_notices_name_the_check_not_where_it_failed() {
+        let e = EngineError::Check {
+            check: "garbled row MAC check",
+            peer: "party 1".into(),
+            detail: "gate 1733, row (0, 1), bit 5".into(),
+        };
+        assert_eq!(
+            e.notice(),
+            "garbled row MAC check failed on a message from party 1"
+        );
+        let e = EngineError::Malformed {
+            peer: "party 2".into(),
+            phase: Phase::GarbledRows,
+            detail: "expected 4096 bytes at gate 12".into(),
+        };
+        assert!(!e.notice().contains("12"), "{}", e.notice());
+    }
 }

@@ -402,9 +402,11 @@ pub fn party(
         "--input",
         input,
     ];
-    // These tests start a dealer alongside the parties, in any order: ask for it, so the
-    // automatic choice (a dealer only if it joined before the last party) cannot race.
-    if !extra.iter().any(|a| a.contains("dealer")) {
+    // These tests start a dealer alongside the parties: a party uses it only when asked.
+    if !extra
+        .iter()
+        .any(|a| *a == "--dealer" || *a == "--no-dealer")
+    {
         args.push("--dealer");
     }
     args.extend_from_slice(extra);
