@@ -607,6 +607,7 @@ fn party_args(peers: &str, session: &str, party: usize, timeout: &str) -> Vec<St
         &format!("{}u32", party + 1),
         "--timeout",
         timeout,
+        "--dealer",
         "-q",
     ]
     .map(String::from)
@@ -694,6 +695,35 @@ fn a_direct_peer_that_never_comes_up_is_named_within_the_timeout() {
     );
     let out = dealer.wait_with_output().expect("dealer exits");
     assert_eq!(out.status.code(), Some(1));
+}
+
+#[test]
+fn an_uninvited_direct_mode_dealer_exits_1_and_the_parties_compute_without_it() {
+    let peers = direct_urls();
+    let urls: Vec<&str> = peers.split(',').collect();
+    let without_dealer = urls[..3].join(",");
+    let dealer = mpc(&dealer_args(&peers, "uninvited", "20"), "");
+    let parties: Vec<_> = (0..3)
+        .map(|p| {
+            let mut args = party_args(&without_dealer, "uninvited", p, "20");
+            args.retain(|a| a != "--dealer");
+            mpc(&args, "")
+        })
+        .collect();
+    for (p, child) in parties.into_iter().enumerate() {
+        let out = child.wait_with_output().expect("party exits");
+        let (stdout, stderr) = output_text(&out);
+        assert!(out.status.success(), "party {p}: {stderr}");
+        assert_eq!(stdout.trim(), "6", "party {p}");
+    }
+    let out = dealer.wait_with_output().expect("dealer exits");
+    let (stdout, stderr) = output_text(&out);
+    assert_eq!(out.status.code(), Some(1), "dealer: {stderr}");
+    assert!(stdout.is_empty());
+    assert!(
+        stderr.contains("without a dealer") && stderr.contains("--dealer"),
+        "the dealer says why it is not used: {stderr}"
+    );
 }
 
 #[test]

@@ -400,7 +400,15 @@ fn flags_in_the_equals_form_work() {
     for (i, input) in ["1u32", "2u32", "3u32"].iter().enumerate() {
         let party = format!("--party={i}");
         let input = format!("--input={input}");
-        let args = ["party", url, "--session=equals", &program, &party, &input];
+        let args = [
+            "party",
+            url,
+            "--session=equals",
+            &program,
+            &party,
+            &input,
+            "--dealer",
+        ];
         procs.push(Proc::spawn(party.clone(), common::mpc(args)));
     }
     let done = finish_all(procs, SMALL_RUN);

@@ -150,6 +150,7 @@ fn compute(session: &str, connect: impl Fn(usize) -> Vec<String>) -> Vec<Output>
             &format!("{}u32", party + 1),
             "--timeout",
             "30",
+            "--dealer",
             "-q",
         ]
         .map(String::from)

@@ -452,6 +452,43 @@ impl DirectTransport {
                         {
                             return Ok(());
                         }
+                        Ok(h)
+                            if h.session == self.session
+                                && h.endpoint == peer
+                                && h.peers.abs_diff(self.urls.len()) == 1
+                                && h.peers.min(self.urls.len()) == self.inbox.parties =>
+                        {
+                            // The same session, but one side has a dealer and the other not.
+                            let name = self.names.name(peer);
+                            let detail = if self.me == self.inbox.parties {
+                                format!(
+                                    "{name} runs session '{}' without a dealer (it was not \
+                                     started with --dealer); a party uses a dealer only when \
+                                     asked to",
+                                    self.session
+                                )
+                            } else {
+                                let with = |peers: usize| {
+                                    if peers > self.inbox.parties {
+                                        "with a dealer (--dealer)"
+                                    } else {
+                                        "without a dealer"
+                                    }
+                                };
+                                format!(
+                                    "{name} runs session '{}' {}, {} {}: start every party \
+                                     with the same dealer choice",
+                                    self.session,
+                                    with(h.peers),
+                                    self.names.name(self.me),
+                                    with(self.urls.len()),
+                                )
+                            };
+                            return Err(WaitError::Fatal(ChannelError::Setup {
+                                peer: name,
+                                detail,
+                            }));
+                        }
                         Ok(h) => {
                             return Err(WaitError::Fatal(ChannelError::Transport {
                                 peer: whom.clone(),
