@@ -83,6 +83,8 @@ pub async fn generate<C: Channel>(
         pairs,
         cols: Vec::new(),
         scratch: Vec::new(),
+        #[cfg(feature = "testing")]
+        flip: equivocation(ctx, len),
     };
     st.ab.len = len;
     st.ab.bits.clear();
@@ -129,6 +131,8 @@ pub async fn generate<C: Channel>(
         (st, x, macs, keys)
     })
     .await?;
+    #[cfg(feature = "testing")]
+    let flip = st.flip;
     let Extension { ab, pairs, .. } = st;
     let msgs = mac_acc
         .iter()
@@ -139,6 +143,12 @@ pub async fn generate<C: Channel>(
             Bytes::from(msg)
         })
         .collect();
+    // Test only: the x̃ of the flipped bits towards the peer that got them.
+    #[cfg(feature = "testing")]
+    let msgs = match flip {
+        Some((slot, row)) => equivocate_x_tilde(msgs, slot, x_tilde ^ challenge(&seed, row)),
+        None => msgs,
+    };
     let received = ctx.exchange_each(Phase::OtCheck, msgs).await?;
     let n = ctx.slots.n;
     let mut all_x = vec![0u128; n];
@@ -192,6 +202,40 @@ struct Extension {
     pairs: Vec<PairOt>,
     cols: Vec<Block>,
     scratch: Vec<Block>,
+    /// Test only: (peer slot, row) of a bit this party flips towards that peer.
+    #[cfg(feature = "testing")]
+    flip: Option<(usize, usize)>,
+}
+
+/// Test only: the (peer slot, row) this party's [`crate::cheat::Cheat::ABitEquivocation`]
+/// flips in this batch, if any.
+#[cfg(feature = "testing")]
+fn equivocation<C: Channel>(ctx: &Ctx<'_, C>, len: usize) -> Option<(usize, usize)> {
+    let crate::cheat::Cheat::ABitEquivocation {
+        towards,
+        row,
+        batch,
+    } = *ctx.ch.cheat()?;
+    let slot = ctx.others.iter().position(|&j| j == towards)?;
+    (batch == ctx.batch && row < len).then_some((slot, row))
+}
+
+/// Test only: the challenge χ_row of the consistency checks (the stream of
+/// [`Extension::combine`]).
+#[cfg(feature = "testing")]
+fn challenge(seed: &[u8; 32], row: usize) -> Block {
+    let mut chi = vec![0u128; row + 1];
+    Ctr::from_seed32(seed, 1).fill(&mut chi);
+    chi[row]
+}
+
+/// Test only: `msgs` with the x̃ towards slot `slot` replaced by `x_tilde`.
+#[cfg(feature = "testing")]
+fn equivocate_x_tilde(mut msgs: Vec<Bytes>, slot: usize, x_tilde: Block) -> Vec<Bytes> {
+    let mut msg = msgs[slot].to_vec();
+    msg[..16].copy_from_slice(&x_tilde.to_le_bytes());
+    msgs[slot] = Bytes::from(msg);
+    msgs
 }
 
 impl Extension {
@@ -201,6 +245,18 @@ impl Extension {
         let x = &self.ab.bits[start / 128..start / 128 + nb];
         let mut msgs = Vec::with_capacity(self.pairs.len());
         for (s, pair) in self.pairs.iter_mut().enumerate() {
+            // Test only: the bits with one flipped, towards the peer that is to get them.
+            #[cfg(feature = "testing")]
+            let flipped = match self.flip {
+                Some((slot, row)) if slot == s && (start..start + rows).contains(&row) => {
+                    let mut v = x.to_vec();
+                    v[(row - start) / 128] ^= 1 << ((row - start) % 128);
+                    Some(v)
+                }
+                _ => None,
+            };
+            #[cfg(feature = "testing")]
+            let x = flipped.as_deref().unwrap_or(x);
             let mut msg = Vec::new();
             pair.mac_chunk(
                 x,
