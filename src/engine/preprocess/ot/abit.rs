@@ -12,8 +12,10 @@
 //!   towards P_k, the two values x̃ it must send differ except with probability 2^-128 (the
 //!   random linear combination over GF(2^128) of WRK17, with one field element instead of ρ
 //!   bit-combinations). Every party therefore echoes to every other the x̃ it received from
-//!   each party; any difference aborts. The 256 sacrificed bits at the end of the batch mask
-//!   x̃, so it reveals nothing about the bits that are used.
+//!   each party; any difference aborts. The abort blames the echoing peer when it contradicts
+//!   its own x̃ or this party's, and otherwise both the echoing peer and party k (one of them
+//!   lies, and without signatures nobody can tell which). The 256 sacrificed bits at the end
+//!   of the batch mask x̃, so it reveals nothing about the bits that are used.
 
 use bytes::Bytes;
 
@@ -178,19 +180,35 @@ pub async fn generate<C: Channel>(
         echo.extend_from_slice(&x.to_le_bytes());
     }
     let received = ctx.broadcast(Phase::ABitCheck, Bytes::from(echo)).await?;
+    let mut differ = Vec::new();
     for (s, msg) in received.iter().enumerate() {
         ctx.expect_len(s, Phase::ABitCheck, msg, 16 * n)?;
         for (k, mine) in all_x.iter().enumerate() {
             if read_block(msg, k) != Some(*mine) {
-                return Err(ctx.check_failed(
-                    ABIT_CHECK,
-                    s,
-                    format!(
-                        "it received other combined bits from party {k} than this party did (party {k} used different bits towards different parties, or a message was altered)"
-                    ),
-                ));
+                differ.push((s, k));
             }
         }
+    }
+    // A peer that echoes other values than its own or this party's is caught outright;
+    // otherwise either the echoing peer or party k lies, and this party cannot tell which.
+    let me = ctx.slots.me;
+    let exact = differ.iter().find(|&&(s, k)| k == me || k == ctx.others[s]);
+    if let Some(&(s, k)) = exact.or(differ.first()) {
+        let j = ctx.others[s];
+        let detail = format!(
+            "its echo of party {k}'s combined bits differs from what this party received (party {k} used different bits towards different parties, or {} lies)",
+            ctx.names.name(j)
+        );
+        return Err(if k == me || k == j {
+            ctx.check_failed(ABIT_CHECK, s, detail)
+        } else {
+            let (a, b) = (k.min(j), k.max(j));
+            EngineError::Check {
+                check: ABIT_CHECK,
+                peer: format!("one of {}, {}", ctx.names.name(a), ctx.names.name(b)),
+                detail,
+            }
+        });
     }
 
     Ok((ab, pairs))
