@@ -5,8 +5,10 @@
 //! - it returned the correct output, or
 //! - it failed a check itself: an [`EngineError::Check`] naming one of the expected checks and
 //!   blaming the cheater (see [`Blame`]), never an honest party alone, or
-//! - it stopped on another party's abort notice ([`ChannelError::PeerAborted`]) that carries
-//!   one of the expected checks' names (a detector's notice, possibly forwarded).
+//! - it stopped on an abort notice ([`ChannelError::PeerAborted`]) from the cheater or from
+//!   another honest endpoint that stopped too (and is judged by the same rules), so every
+//!   chain of notices starts at a detector or at the cheater. The notice's wording is not
+//!   inspected.
 //!
 //! Anything else (a wrong output, a timeout, a malformed message, a check that blames only
 //! honest parties or names another check) fails the test. The cheater's own result is not
@@ -183,11 +185,13 @@ pub fn judge(
                 );
                 v.detectors.push(i);
             }
-            End::Failed(EngineError::Channel(ChannelError::PeerAborted { reason, .. })) => {
+            End::Failed(EngineError::Channel(ChannelError::PeerAborted { peer, .. })) => {
+                let from: Vec<usize> = named(peer, parties).into_iter().collect();
                 assert!(
-                    checks.iter().any(|c| reason.contains(c)),
-                    "honest endpoint {i} stopped on an abort notice that names none of \
-                     {checks:?}:\n{all}"
+                    matches!(from[..], [s] if s != i
+                        && (s == cheater || matches!(ends.get(s), Some(End::Failed(_))))),
+                    "honest endpoint {i} stopped on an abort notice from '{peer}', neither the \
+                     cheater nor an endpoint that stopped:\n{all}"
                 );
                 v.relayed.push(i);
             }
