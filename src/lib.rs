@@ -4,6 +4,8 @@
 //! never knows about HTTP; it only talks to a [`channel::Channel`].
 
 pub mod channel;
+#[cfg(feature = "testing")]
+pub mod cheat;
 pub mod cli;
 pub mod engine;
 pub mod local;

@@ -1,117 +1,160 @@
-//! Security: a test channel flips one bit in one message of each phase in turn. Every run
-//! must end in an abort that names the failed check; no party may ever accept a wrong result.
+//! Security: one endpoint cheats (a test channel flips bits of its messages) and the honest
+//! ones must never accept a wrong result. Each run is judged party by party (tests/verdict):
+//! an honest party that stops must have failed one of the expected checks itself, blaming the
+//! cheater, or stopped on the abort notice of a party that did.
+
+mod verdict;
 
 use std::path::Path;
 use std::time::Duration;
 
-use mpc::channel::Phase;
-use mpc::channel::memory::memory_channels;
+use garble_lang::register_circuit::{And, Circuit, Input, Inst, Op, Reg, Xor};
+use mpc::channel::memory::{MemoryTransport, memory_channels};
 use mpc::channel::tamper::{Tamper, TamperPlan};
-use mpc::engine::EngineError;
+use mpc::channel::{Framed, Phase};
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
+use verdict::{Blame, End, Verdict, assert_detected, ends, judge};
 
 const NEVER: usize = usize::MAX;
 
+/// A session: circuit, program hash, every party's input and the correct output.
+struct Session {
+    circuit: Circuit,
+    hash: [u8; 32],
+    inputs: Vec<Vec<bool>>,
+    expected: Vec<bool>,
+}
+
+impl Session {
+    /// add.garble.rs for 3 parties.
+    fn add() -> Session {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/add.garble.rs");
+        let program = Program::load(&path).expect("add.garble.rs compiles");
+        let inputs: Vec<Vec<bool>> = ["7u32", "11u32", "13u32"]
+            .iter()
+            .enumerate()
+            .map(|(p, lit)| program.parse_input(p, lit).expect("valid input"))
+            .collect();
+        Session {
+            expected: program.eval_plain(&inputs),
+            circuit: program.circuit().clone(),
+            hash: program.hash(),
+            inputs,
+        }
+    }
+
+    /// A hand-made circuit with the given inputs.
+    fn circuit(circuit: Circuit, inputs: Vec<Vec<bool>>) -> Session {
+        Session {
+            expected: circuit.eval(&inputs),
+            circuit,
+            hash: [7; 32],
+            inputs,
+        }
+    }
+}
+
+/// Every endpoint's channel: two tamper layers, so that a cheater can alter two messages.
+type Chan = Tamper<Tamper<Framed<MemoryTransport>>>;
+
+/// One run: how every endpoint ended, and whether the cheater's first tamper plan fired.
 struct Run {
-    /// Each party's result: Ok(output) or the error text.
-    results: Vec<Result<Vec<bool>, String>>,
-    /// The failed check named by some honest party, if any.
-    check: Option<String>,
+    ends: Vec<End>,
+    parties: usize,
+    cheater: usize,
     fired: bool,
 }
 
-/// Runs add.garble.rs for 3 parties with the dealer; endpoint `cheater` (3 = the dealer)
-/// tampers according to `plan`.
-fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
-    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("programs/add.garble.rs");
-    let program = Program::load(&path).expect("add.garble.rs compiles");
-    let inputs: Vec<Vec<bool>> = ["7u32", "11u32", "13u32"]
-        .iter()
-        .enumerate()
-        .map(|(p, lit)| program.parse_input(p, lit).expect("valid input"))
-        .collect();
-    let expected = program.eval_plain(&inputs);
+impl Run {
+    /// Judges the run; see tests/verdict.
+    fn judge(&self, expected: &[bool], checks: &[&str], blame: &Blame) -> Verdict {
+        assert!(self.fired, "the tamper plan never fired");
+        judge(
+            &self.ends,
+            self.parties,
+            self.cheater,
+            expected,
+            checks,
+            blame,
+        )
+    }
+}
+
+/// Runs `session` with the dealer (endpoint n) over memory channels; endpoint `cheater`
+/// tampers according to `plans` (at most two, each altering one message).
+fn run_session(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    chunk_ands: usize,
+    cheater: usize,
+    plans: &[TamperPlan],
+) -> Run {
+    assert!(!plans.is_empty() && plans.len() <= 2);
+    let n = session.inputs.len();
     let opts = LocalOptions {
-        chunk_ands: 64,
+        chunk_ands,
         timeout: Duration::from_secs(20),
         ..LocalOptions::default()
     };
-    let mut channels: Vec<Tamper<_>> = memory_channels(4, 3, opts.timeout)
+    let inert = TamperPlan {
+        nth: NEVER,
+        ..plans[0]
+    };
+    let mut channels: Vec<Chan> = memory_channels(n + 1, n, opts.timeout)
         .into_iter()
         .enumerate()
         .map(|(i, ch)| {
-            let p = if i == cheater {
-                plan
+            let (p0, p1) = if i == cheater {
+                (plans[0], plans.get(1).copied().unwrap_or(inert))
             } else {
-                TamperPlan { nth: NEVER, ..plan }
+                (inert, inert)
             };
-            Tamper::new(ch, p)
+            Tamper::new(Tamper::new(ch, p0), p1)
         })
         .collect();
     let dealer = channels.pop();
-    let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let circuit = program.circuit().clone();
-    let hash = program.hash();
-    let (results, dealt) = rt.block_on(async {
-        let (r, d) = run_local_each(
-            &circuit,
-            hash,
-            &inputs,
-            &opts,
-            channels.iter().collect(),
-            dealer.as_ref(),
-        )
-        .await;
-        (r, d)
-    });
-    let fired = channels.iter().chain(dealer.iter()).any(|c| c.fired());
-    let mut check = None;
-    let mut out = Vec::new();
-    for r in results
-        .into_iter()
-        .chain(std::iter::once(dealt.map(|_| None)))
-    {
-        match r {
-            Ok(Some(o)) => out.push(Ok(o.output)),
-            Ok(None) => {}
-            Err(e) => {
-                if let EngineError::Check { check: c, .. } = &e {
-                    check = Some(c.to_string());
-                }
-                out.push(Err(e.to_string()));
-            }
-        }
+    let (results, dealt) = rt.block_on(run_local_each(
+        &session.circuit,
+        session.hash,
+        &session.inputs,
+        &opts,
+        channels.iter().collect(),
+        dealer.as_ref(),
+    ));
+    let cheating = channels
+        .iter()
+        .chain(dealer.iter())
+        .nth(cheater)
+        .expect("the cheater is an endpoint");
+    // The first plan must fire; a later one may come after the abort that the first causes.
+    let fired = cheating.inner().fired();
+    Run {
+        ends: ends(results, dealt, true),
+        parties: n,
+        cheater,
+        fired,
     }
-    (
-        Run {
-            results: out,
-            check,
-            fired,
-        },
-        expected,
-    )
 }
 
-/// Asserts that the run aborted with a named check and nobody accepted a wrong output.
-fn assert_caught(run: &Run, expected: &[bool], want: &[&str]) {
+/// add.garble.rs for 3 parties with the dealer; endpoint `cheater` (3 = the dealer) tampers
+/// according to `plan`.
+fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
+    let session = Session::add();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let run = run_session(&rt, &session, 64, cheater, &[plan]);
+    (run, session.expected)
+}
+
+/// Asserts that an honest party detected the cheating with one of `want`, blaming the
+/// cheater, and that nobody honest accepted a wrong output.
+fn assert_caught(run: &Run, expected: &[bool], want: &[&str]) -> Verdict {
+    assert_caught_blaming(run, expected, want, &Blame::only(run.cheater))
+}
+
+fn assert_caught_blaming(run: &Run, expected: &[bool], want: &[&str], blame: &Blame) -> Verdict {
     assert!(run.fired, "the tamper plan never fired");
-    for out in run.results.iter().flatten() {
-        assert_eq!(out, expected, "a party accepted a WRONG result");
-    }
-    let check = run
-        .check
-        .as_deref()
-        .unwrap_or_else(|| panic!("no party named a failed check: {:?}", run.results));
-    assert!(
-        want.contains(&check),
-        "failed check '{check}' is none of {want:?}"
-    );
-    assert!(
-        run.results.iter().any(|r| r.is_err()),
-        "nobody aborted: {:?}",
-        run.results
-    );
+    assert_detected(&run.ends, run.parties, run.cheater, expected, want, blame)
 }
 
 fn plan(phase: Phase, to: Option<usize>, nth: usize, bit: usize) -> TamperPlan {
@@ -123,18 +166,30 @@ fn plan(phase: Phase, to: Option<usize>, nth: usize, bit: usize) -> TamperPlan {
     }
 }
 
+/// A corrupt dealer is outside the threat model (the dealer is trusted): the parties cannot
+/// tell its bad material from a bad party, so their checks blame the party whose message
+/// failed. These tests only demand an abort with a named check and never a wrong result.
+fn any_party() -> Blame {
+    Blame {
+        must: vec![0, 1, 2],
+        may: vec![0, 1, 2],
+    }
+}
+
 #[test]
 fn dealer_material() {
     // Message 0 to party 1 is its header; message 1 starts with a 4-byte length, then the
     // MACs of the input masks, which party 1 must present to the inputs' owners.
     let (run, expected) = run_tampered(3, plan(Phase::DealerMaterial, Some(1), 1, 32));
-    assert_caught(&run, &expected, &["input mask MAC check"]);
+    let v = assert_caught_blaming(&run, &expected, &["input mask MAC check"], &any_party());
+    // The owners (parties 0 and 2) check party 1's opening and blame it.
+    assert!(v.detectors.iter().all(|&d| d == 0 || d == 2), "{v:?}");
 }
 
 #[test]
 fn dealer_global_key() {
     let (run, expected) = run_tampered(3, plan(Phase::DealerMaterial, Some(2), 0, 9));
-    assert_caught(
+    assert_caught_blaming(
         &run,
         &expected,
         &[
@@ -142,13 +197,15 @@ fn dealer_global_key() {
             "Beaver opening MAC check",
             "garbled row MAC check",
         ],
+        &any_party(),
     );
 }
 
 #[test]
 fn beaver_opening() {
     let (run, expected) = run_tampered(1, plan(Phase::BeaverOpening, Some(2), 0, 0));
-    assert_caught(&run, &expected, &["Beaver opening MAC check"]);
+    let v = assert_caught(&run, &expected, &["Beaver opening MAC check"]);
+    assert_eq!(v.detectors, [2], "party 2 received the bad opening");
 }
 
 #[test]
@@ -162,12 +219,9 @@ fn garbled_rows() {
         // Garbler 1's rows: 3 blocks each (n = 3); block 0 is its MAC towards the evaluator.
         let bit = row * 3 * 128 + 17;
         let (run, expected) = run_tampered(1, plan(Phase::GarbledRows, Some(0), 0, bit));
-        assert!(run.fired);
-        for out in run.results.iter().flatten() {
-            assert_eq!(out, &expected, "a party accepted a WRONG result");
-        }
-        if run.check.is_some() {
-            assert_caught(&run, &expected, &["garbled row MAC check"]);
+        let v = run.judge(&expected, &["garbled row MAC check"], &Blame::only(1));
+        if v.caught() {
+            assert_eq!(v.detectors, [0], "the evaluator decrypts the rows");
             caught = true;
             break;
         }
@@ -177,22 +231,20 @@ fn garbled_rows() {
 
 #[test]
 fn garbled_row_label() {
-    // A flipped label bit in the decrypted row gives the evaluator a wrong label, which
-    // fails a later row's MAC check or the output label check.
+    // A flipped label bit in the decrypted row gives the evaluator a wrong label of garbler
+    // 2, which fails a later row's MAC check (at the evaluator) or, on an output wire, the
+    // output label check at party 2, i.e. the cheater itself; only the first counts.
     let mut caught = false;
     for attempt in 0..40 {
         let row = attempt % 4;
         let bit = row * 3 * 128 + 2 * 128 + 5;
         let (run, expected) = run_tampered(2, plan(Phase::GarbledRows, Some(0), 0, bit));
-        for out in run.results.iter().flatten() {
-            assert_eq!(out, &expected, "a party accepted a WRONG result");
-        }
-        if run.check.is_some() {
-            assert_caught(
-                &run,
-                &expected,
-                &["garbled row MAC check", "output label check"],
-            );
+        let v = run.judge(
+            &expected,
+            &["garbled row MAC check", "output label check"],
+            &Blame::only(2),
+        );
+        if v.caught() {
             caught = true;
             break;
         }
@@ -203,14 +255,25 @@ fn garbled_row_label() {
 #[test]
 fn input_masks() {
     let (run, expected) = run_tampered(1, plan(Phase::InputMasks, Some(0), 0, 0));
-    assert_caught(&run, &expected, &["input mask MAC check"]);
+    let v = assert_caught(&run, &expected, &["input mask MAC check"]);
+    assert_eq!(
+        v.detectors,
+        [0],
+        "party 0 owns the inputs whose masks were opened"
+    );
 }
 
 #[test]
 fn masked_inputs_equivocation() {
-    // Party 1 tells party 2 a different masked input than the others.
+    // Party 1 tells party 2 a different masked input than the others. Party 2 then sends the
+    // evaluator the label of the other value, so the evaluator's garbled row MAC check fails
+    // on a row of party 2, or party 2's output label check on the evaluator's labels, before
+    // the input consistency check runs. Those two checks cannot tell an equivocating input
+    // owner from a cheating garbler or evaluator: their blame may name an honest party.
+    // (masked_inputs_only_the_consistency_check_sees is the attack that only the input
+    // consistency check can stop.)
     let (run, expected) = run_tampered(1, plan(Phase::MaskedInputs, Some(2), 0, 3));
-    assert_caught(
+    assert_caught_blaming(
         &run,
         &expected,
         &[
@@ -218,6 +281,7 @@ fn masked_inputs_equivocation() {
             "garbled row MAC check",
             "output label check",
         ],
+        &any_party(),
     );
 }
 
@@ -234,13 +298,15 @@ fn input_labels() {
 #[test]
 fn output_labels() {
     let (run, expected) = run_tampered(0, plan(Phase::OutputLabels, Some(1), 0, 0));
-    assert_caught(&run, &expected, &["output label check"]);
+    let v = assert_caught(&run, &expected, &["output label check"]);
+    assert_eq!(v.detectors, [1], "party 1 received the bad labels");
 }
 
 #[test]
 fn output_shares() {
     let (run, expected) = run_tampered(1, plan(Phase::OutputShares, Some(2), 0, 0));
-    assert_caught(&run, &expected, &["output share MAC check"]);
+    let v = assert_caught(&run, &expected, &["output share MAC check"]);
+    assert_eq!(v.detectors, [2], "party 2 received the bad shares");
 }
 
 #[test]
@@ -248,6 +314,166 @@ fn every_bit_of_a_beaver_message_matters_or_aborts() {
     // Sweep the first bits of party 2's Beaver opening to party 0: never a wrong result.
     for bit in 0..16 {
         let (run, expected) = run_tampered(2, plan(Phase::BeaverOpening, Some(0), 0, bit));
-        assert_caught(&run, &expected, &["Beaver opening MAC check"]);
+        let v = assert_caught(&run, &expected, &["Beaver opening MAC check"]);
+        assert_eq!(v.detectors, [0]);
+    }
+}
+
+fn input(reg: u32, party: u32, index: u32) -> Inst {
+    Inst {
+        out: Reg(reg),
+        op: Op::Input(Input {
+            party,
+            input: index,
+        }),
+    }
+}
+
+/// Input equivocation that nothing but the input consistency check can stop: a corrupt
+/// evaluator (party 0) that owns an input.
+///
+/// Outputs: `x0 ⊕ x1 ⊕ x2` and `x1 ∧ x2`. Party 0 sends masked input m to party 1 and ¬m to
+/// party 2. Party 2 therefore sends the evaluator its label for ¬m, which the evaluator
+/// (corrupt, so it does not mind) never feeds into an AND gate: x0 only reaches the XOR
+/// output. Its label for that output is party 2's label of the *flipped* masked output, so
+/// the evaluator announces to party 2 the flipped masked output, and to party 1 the true one:
+/// each output label check passes, the garbled row and output share MAC checks have nothing
+/// to object to, and without the input consistency check party 2 would output the XOR for
+/// x0 ⊕ 1 while party 1 outputs it for x0: the honest parties would disagree, i.e. the
+/// cheater used two different inputs. Only the comparison of the masked inputs every party
+/// received (before any output share is released) catches it.
+///
+/// The parties cannot tell from one digest who sent whom what, so the check names the
+/// suspects: party 1 blames "one of party 0, party 2", party 2 "one of party 0, party 1".
+#[test]
+fn masked_inputs_only_the_consistency_check_sees() {
+    let circuit = Circuit {
+        input_regs: vec![1, 1, 1],
+        insts: vec![
+            input(0, 0, 0),
+            input(1, 1, 0),
+            input(2, 2, 0),
+            Inst {
+                out: Reg(3),
+                op: Op::Xor(Xor(Reg(0), Reg(1))),
+            },
+            Inst {
+                out: Reg(3),
+                op: Op::Xor(Xor(Reg(3), Reg(2))),
+            },
+            Inst {
+                out: Reg(4),
+                op: Op::And(And(Reg(1), Reg(2))),
+            },
+        ],
+        max_reg_count: 5,
+        output_regs: vec![Reg(3), Reg(4)],
+        and_ops: 1,
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for (x0, x1, x2) in [
+        (false, true, true),
+        (true, false, true),
+        (true, true, false),
+    ] {
+        let session = Session::circuit(circuit.clone(), vec![vec![x0], vec![x1], vec![x2]]);
+        let run = run_session(
+            &rt,
+            &session,
+            64,
+            0,
+            &[
+                // Party 0's only masked input, to party 2 ...
+                plan(Phase::MaskedInputs, Some(2), 0, 0),
+                // ... and the first masked output it announces to party 2.
+                plan(Phase::OutputLabels, Some(2), 0, 0),
+            ],
+        );
+        let v = assert_caught_blaming(
+            &run,
+            &session.expected,
+            &["input consistency check"],
+            &Blame::among(0, &[1, 2]),
+        );
+        assert_eq!(
+            v.detectors,
+            [1, 2],
+            "both honest parties compare the masked inputs"
+        );
+    }
+}
+
+/// Selective failure: garbler 1 corrupts one garbled row of the only AND gate `x0 ∧ x1`
+/// (its MAC towards the evaluator, which also flips its share bit). The evaluator decrypts
+/// row (x0 ⊕ λ0, x1 ⊕ λ1); the masks are uniform and the garbler knows only its shares, so
+/// the run aborts with probability exactly 1/4, whatever the evaluator's input x0. Every run
+/// must abort (garbled row MAC check, found by the evaluator) or be correct, and the abort
+/// counts A_0, A_1 over N runs with x0 = 0 and x0 = 1 must not reveal x0.
+///
+/// Bounds (N = 1000 runs per input; A_x ~ Binomial(1000, 1/4) for a correct implementation;
+/// tails summed exactly over the binomial distributions):
+/// - P(|A_0 − A_1| > 110) = Σ_{|d| > 110} Σ_i P(A = i)·P(A = i − d) ≈ 1.1e-8;
+/// - P(|A_x − 250| > 80) ≈ 6.3e-9 for each x.
+///
+/// So a correct implementation fails with probability below 3e-8 (union bound), and abort
+/// rates that differ by 0.15 between the inputs are caught with probability ≈ 0.98 (the
+/// difference of the counts has mean 150 and standard deviation below 20). Were the masks
+/// known to the garbler (say λ = 0, unmasked inputs), row (0, 0) would be the one the
+/// evaluator decrypts exactly when x0 = 0 (x1 = 0 here): every run with x0 = 0 would abort
+/// and none with x0 = 1, A_0 − A_1 = 1000, far outside both bounds.
+#[test]
+fn selective_failure_does_not_depend_on_the_input() {
+    const N: usize = 1000;
+    let circuit = Circuit {
+        input_regs: vec![1, 1],
+        insts: vec![
+            input(0, 0, 0),
+            input(1, 1, 0),
+            Inst {
+                out: Reg(2),
+                op: Op::And(And(Reg(0), Reg(1))),
+            },
+        ],
+        max_reg_count: 3,
+        output_regs: vec![Reg(2)],
+        and_ops: 1,
+    };
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // With n = 2 every row is 2 blocks: the MAC towards the evaluator, then the label.
+    // Corrupt row (u, v) = (0, 0), bit 0: the lsb of the MAC is the share bit.
+    let corrupt = plan(Phase::GarbledRows, Some(0), 0, 0);
+    let mut aborts = [0usize; 2];
+    for (x0, count) in aborts.iter_mut().enumerate() {
+        let session = Session::circuit(circuit.clone(), vec![vec![x0 == 1], vec![false]]);
+        for _ in 0..N {
+            let run = run_session(&rt, &session, 64, 1, &[corrupt]);
+            let v = run.judge(
+                &session.expected,
+                &["garbled row MAC check"],
+                &Blame::only(1),
+            );
+            if v.caught() {
+                assert_eq!(v.detectors, [0], "the evaluator decrypts the rows");
+                *count += 1;
+            } else {
+                assert_eq!(
+                    v.correct,
+                    [0, 2],
+                    "no abort, so everyone honest has the output"
+                );
+            }
+        }
+    }
+    let [a0, a1] = aborts;
+    println!("aborts: {a0} of {N} runs with x0 = 0, {a1} with x0 = 1");
+    assert!(
+        a0.abs_diff(a1) <= 110,
+        "abort counts depend on the honest input: {a0} of {N} runs with x0 = 0, {a1} with x0 = 1"
+    );
+    for a in aborts {
+        assert!(
+            a.abs_diff(N / 4) <= 80,
+            "abort count {a} of {N} is far from N/4 (counts {aborts:?})"
+        );
     }
 }

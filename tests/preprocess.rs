@@ -2,6 +2,8 @@
 //! evaluation, the relations of the produced material checked directly, and cheating in
 //! every preprocessing phase.
 
+mod verdict;
+
 use std::time::Duration;
 
 use futures_util::future::join_all;
@@ -9,6 +11,7 @@ use garble_lang::register_circuit::{And, Circuit, Input, Inst, Not, Op, Reg, Xor
 use mpc::channel::Phase;
 use mpc::channel::memory::memory_channels;
 use mpc::channel::tamper::{Tamper, TamperPlan};
+use mpc::cheat::{Cheat, Cheating};
 use mpc::engine::preprocess::ot::OtSource;
 use mpc::engine::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use mpc::engine::share::{AuthBits, Block, Slots};
@@ -16,6 +19,7 @@ use mpc::engine::{EngineError, NoProgress};
 use mpc::local::{LocalOptions, run_local, run_local_each};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use verdict::{Blame, End, Verdict, assert_detected, ends, judge};
 
 /// A random register circuit (the generator of tests/protocol.rs): `n` parties with 1..6
 /// inputs each, `ops` gates, some of which overwrite earlier registers.
@@ -265,14 +269,20 @@ fn material_of_many_batches() {
 
 const NEVER: usize = usize::MAX;
 
+/// One run: how every party ended (judged by tests/verdict) and whether the cheater cheated.
 struct Run {
-    results: Vec<Result<Vec<bool>, String>>,
-    check: Option<String>,
+    ends: Vec<End>,
+    cheater: usize,
     fired: bool,
 }
 
-/// Runs a random 3-party circuit with Source B; party `cheater` tampers according to `plan`.
-fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
+/// Runs a random 3-party circuit with Source B; party `cheater` tampers with one message
+/// according to `plan` (if any) and deviates inside the engine as `cheat` says (if any).
+fn run_cheating(
+    cheater: usize,
+    plan: Option<TamperPlan>,
+    cheat: Option<Cheat>,
+) -> (Run, Vec<bool>) {
     let n = 3;
     let circuit = random_circuit(99, n, 200);
     let inputs = random_inputs(&circuit, 99);
@@ -281,66 +291,71 @@ fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
         timeout: Duration::from_secs(20),
         ..ot_options(0, 32)
     };
-    let channels: Vec<Tamper<_>> = memory_channels(n, n, opts.timeout)
+    let inert = TamperPlan {
+        phase: Phase::Handshake,
+        to: None,
+        nth: NEVER,
+        bit: 0,
+    };
+    let channels: Vec<Cheating<Tamper<_>>> = memory_channels(n, n, opts.timeout)
         .into_iter()
         .enumerate()
         .map(|(i, ch)| {
-            let p = if i == cheater {
-                plan
+            if i == cheater {
+                Cheating::new(Tamper::new(ch, plan.unwrap_or(inert)), cheat)
             } else {
-                TamperPlan { nth: NEVER, ..plan }
-            };
-            Tamper::new(ch, p)
+                Cheating::new(Tamper::new(ch, inert), None)
+            }
         })
         .collect();
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    let (results, _) = rt.block_on(run_local_each(
+    let (results, dealt) = rt.block_on(run_local_each(
         &circuit,
         [9; 32],
         &inputs,
         &opts,
         channels.iter().collect(),
-        None::<&Tamper<mpc::channel::Framed<mpc::channel::memory::MemoryTransport>>>,
+        None::<&Cheating<Tamper<mpc::channel::Framed<mpc::channel::memory::MemoryTransport>>>>,
     ));
-    let fired = channels.iter().any(|c| c.fired());
-    let mut check = None;
-    let mut out = Vec::new();
-    for r in results {
-        match r {
-            Ok(Some(o)) => out.push(Ok(o.output)),
-            Ok(None) => {}
-            Err(e) => {
-                if let EngineError::Check { check: c, .. } = &e {
-                    check = Some(c.to_string());
-                }
-                out.push(Err(e.to_string()));
-            }
-        }
-    }
+    // An engine-level cheat always happens; a tamper plan must have fired.
+    let fired = plan.is_none() || channels[cheater].inner().fired();
     (
         Run {
-            results: out,
-            check,
+            ends: ends(results, dealt, false),
+            cheater,
             fired,
         },
         expected,
     )
 }
 
-fn assert_caught(run: &Run, expected: &[bool], want: &[&str]) {
-    assert!(run.fired, "the tamper plan never fired");
-    for r in run.results.iter().flatten() {
-        assert_eq!(r, expected, "a party accepted a WRONG result");
+fn run_tampered(cheater: usize, plan: TamperPlan) -> (Run, Vec<bool>) {
+    run_cheating(cheater, Some(plan), None)
+}
+
+impl Run {
+    fn judge(&self, expected: &[bool], want: &[&str], blame: &Blame) -> Verdict {
+        assert!(self.fired, "the tamper plan never fired");
+        judge(&self.ends, 3, self.cheater, expected, want, blame)
     }
-    let check = run
-        .check
-        .as_deref()
-        .unwrap_or_else(|| panic!("no party named a failed check: {:?}", run.results));
-    assert!(
-        want.contains(&check),
-        "failed check '{check}' is none of {want:?}: {:?}",
-        run.results
-    );
+}
+
+/// Asserts that an honest party detected the cheating with one of `want`, blaming only the
+/// cheater, and that no honest party accepted a wrong output.
+fn assert_caught(run: &Run, expected: &[bool], want: &[&str]) -> Verdict {
+    assert_caught_blaming(run, expected, want, &Blame::only(run.cheater))
+}
+
+fn assert_caught_blaming(run: &Run, expected: &[bool], want: &[&str], blame: &Blame) -> Verdict {
+    assert!(run.fired, "the tamper plan never fired");
+    assert_detected(&run.ends, 3, run.cheater, expected, want, blame)
+}
+
+/// The cheater or, for checks that cannot tell which of two parties lies, also the other
+/// honest party next to it.
+fn cheater_or_other(cheater: usize) -> Blame {
+    let others: Vec<usize> = (0..3).filter(|&p| p != cheater).collect();
+    Blame::among(cheater, &others)
 }
 
 fn plan(phase: Phase, nth: usize, bit: usize) -> TamperPlan {
@@ -354,15 +369,22 @@ fn plan(phase: Phase, nth: usize, bit: usize) -> TamperPlan {
 
 #[test]
 fn cheating_base_ot() {
-    // Message 0 is S, message 1 the 128 choice points R_l.
-    for (nth, bit) in [(0, 3), (1, 8 * 32 * 5 + 2)] {
-        let (run, expected) = run_tampered(1, plan(Phase::BaseOt, nth, bit));
-        assert_caught(
-            &run,
-            &expected,
-            &["base OT", "OT extension consistency check"],
-        );
-    }
+    let checks = ["base OT", "OT extension consistency check"];
+    // Message 0 is S: party 0 rejects the point, or its chosen keys no longer match party
+    // 1's and its OT extension check on party 1 fails.
+    let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 0, 3));
+    let v = assert_caught(&run, &expected, &checks);
+    assert_eq!(v.detectors, [0]);
+    // Message 1 holds party 1's choice points R_l, where party 1 receives keys for its own
+    // key-holder side. A flipped point that still decodes only spoils party 1's own keys,
+    // so only the cheater's check fails (an abort, never a wrong result); one that does not
+    // decode is rejected by party 0.
+    let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 1, 8 * 32 * 5 + 2));
+    let v = run.judge(&expected, &checks, &Blame::only(1));
+    assert!(
+        v.detectors.is_empty() || v.detectors == [0],
+        "only party 0 got the bad point: {v:?}"
+    );
 }
 
 #[test]
@@ -374,18 +396,20 @@ fn cheating_ot_extension() {
     for col in 0..8 {
         let bit = col * 1_000_003 + 12_345;
         let (run, expected) = run_tampered(1, plan(Phase::OtExtension, 1, bit));
-        assert!(run.fired);
-        for r in run.results.iter().flatten() {
-            assert_eq!(r, &expected, "a party accepted a WRONG result");
-        }
-        if run.check.is_some() {
-            assert_caught(&run, &expected, &["OT extension consistency check"]);
+        let v = run.judge(
+            &expected,
+            &["OT extension consistency check"],
+            &Blame::only(1),
+        );
+        if v.caught() {
+            assert_eq!(v.detectors, [0]);
             caught += 1;
         }
     }
     assert!(caught > 0, "no flipped u bit was ever detected");
     let (run, expected) = run_tampered(2, plan(Phase::OtExtension, 0, 17));
-    assert_caught(&run, &expected, &["coin toss commitment check"]);
+    let v = assert_caught(&run, &expected, &["coin toss commitment check"]);
+    assert_eq!(v.detectors, [0]);
 }
 
 #[test]
@@ -395,15 +419,63 @@ fn cheating_ot_check() {
     assert_caught(&run, &expected, &["coin toss commitment check"]);
     for bit in [5, 128 + 77] {
         let (run, expected) = run_tampered(2, plan(Phase::OtCheck, 1, bit));
-        assert_caught(&run, &expected, &["OT extension consistency check"]);
+        let v = assert_caught(&run, &expected, &["OT extension consistency check"]);
+        assert_eq!(v.detectors, [0]);
     }
 }
 
 #[test]
 fn cheating_abit_check() {
+    // Party 1 alters its echo to party 0 of party 0's x̃ (bit 0), its own (bit 130) or party
+    // 2's (bit 300). In the last case party 0 cannot tell whether party 1 lies or party 2
+    // used different bits towards them.
     for bit in [0, 130, 300] {
         let (run, expected) = run_tampered(1, plan(Phase::ABitCheck, 0, bit));
-        assert_caught(&run, &expected, &["aBit consistency check"]);
+        let blame = if bit == 300 {
+            cheater_or_other(1)
+        } else {
+            Blame::only(1)
+        };
+        let v = assert_caught_blaming(&run, &expected, &["aBit consistency check"], &blame);
+        assert_eq!(v.detectors, [0]);
+    }
+}
+
+/// The attack the aBit consistency check exists for: party 1 authenticates one of its bits
+/// as x towards party 0 and as ¬x towards party 2. It flips that bit in every u-column of the
+/// OT extension it sends to party 2 and sends party 2 the x̃ of the flipped bits, so party
+/// 2's OT extension consistency check passes (its keys are consistent keys for ¬x); only the
+/// comparison of x̃ across parties sees that party 1 used different bits towards them.
+///
+/// Party 2 holds party 1's own echo, which contradicts what party 1 sent it, so it blames
+/// party 1; party 0 only sees that party 2's echo differs from its own value, so it blames
+/// "one of party 1, party 2".
+#[test]
+fn cheating_abit_equivocation() {
+    // Rows in the first and the second 128-row block of the batch, towards either peer.
+    for (towards, row) in [(2, 0), (2, 77), (0, 200)] {
+        let cheat = Cheat::ABitEquivocation {
+            towards,
+            row,
+            batch: 0,
+        };
+        let (run, expected) = run_cheating(1, None, Some(cheat));
+        let v = assert_caught_blaming(
+            &run,
+            &expected,
+            &["aBit consistency check"],
+            &cheater_or_other(1),
+        );
+        assert_eq!(v.detectors, [0, 2], "both honest parties compare the x̃");
+        match &run.ends[towards] {
+            End::Failed(EngineError::Check { peer, .. }) => {
+                assert_eq!(
+                    peer, "party 1",
+                    "party {towards} saw party 1 contradict itself"
+                )
+            }
+            other => panic!("party {towards} did not detect: {other:?}"),
+        }
     }
 }
 
@@ -411,26 +483,25 @@ fn cheating_abit_check() {
 fn cheating_leaky_and() {
     // Message 1 announces e = z ⊕ r: a flip changes an authenticated share, which the leaky
     // AND check always catches. Messages 3, 4 and 5 are the coin opening, the commitment
-    // and the opening of the check value.
+    // and the opening of the check value. A wrong sum cannot be pinned on one party, so the
+    // leaky AND check may name every other party.
     let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, 1, 9));
-    assert_caught(&run, &expected, &["leaky AND check"]);
+    assert_caught_blaming(&run, &expected, &["leaky AND check"], &cheater_or_other(1));
     let (run, expected) = run_tampered(2, plan(Phase::LeakyAnd, 3, 9));
     assert_caught(&run, &expected, &["coin toss commitment check"]);
     for nth in [4, 5] {
         let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, nth, 100));
-        assert_caught(&run, &expected, &["leaky AND check"]);
+        assert_caught_blaming(&run, &expected, &["leaky AND check"], &cheater_or_other(1));
     }
     // Message 0 (half-AND bits, then the U blocks) only matters where the receiver's x bit
     // is 1: every run must be correct or caught, and some must be caught.
     let mut caught = 0;
     for bit in 0..12 {
         let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, 0, bit * 37));
-        assert!(run.fired);
-        for r in run.results.iter().flatten() {
-            assert_eq!(r, &expected, "a party accepted a WRONG result");
-        }
-        if run.check.is_some() {
-            assert_caught(&run, &expected, &["leaky AND check"]);
+        if run
+            .judge(&expected, &["leaky AND check"], &cheater_or_other(1))
+            .caught()
+        {
             caught += 1;
         }
     }
@@ -441,7 +512,8 @@ fn cheating_leaky_and() {
 fn cheating_bucketing() {
     for bit in [0, 3, 8 * 40] {
         let (run, expected) = run_tampered(2, plan(Phase::Bucketing, 0, bit));
-        assert_caught(&run, &expected, &["bucketing MAC check"]);
+        let v = assert_caught(&run, &expected, &["bucketing MAC check"]);
+        assert_eq!(v.detectors, [0]);
     }
 }
 

@@ -281,6 +281,13 @@ pub trait Channel: Send + Sync {
 
     /// Total payload bytes sent so far (for statistics).
     fn bytes_sent(&self) -> u64;
+
+    /// Test only (feature `testing`): the deviation a security test wants this endpoint's
+    /// engine to make ([`crate::cheat`]); `None` for every real channel.
+    #[cfg(feature = "testing")]
+    fn cheat(&self) -> Option<&crate::cheat::Cheat> {
+        None
+    }
 }
 
 /// Frame kinds.
@@ -575,5 +582,10 @@ impl<C: Channel> Channel for &C {
 
     fn bytes_sent(&self) -> u64 {
         (**self).bytes_sent()
+    }
+
+    #[cfg(feature = "testing")]
+    fn cheat(&self) -> Option<&crate::cheat::Cheat> {
+        (**self).cheat()
     }
 }

@@ -44,6 +44,11 @@ impl<C: Channel> Tamper<C> {
     pub fn fired(&self) -> bool {
         self.done.load(Ordering::SeqCst)
     }
+
+    /// The wrapped channel (e.g. an inner `Tamper`, so that a test can alter two messages).
+    pub fn inner(&self) -> &C {
+        &self.inner
+    }
 }
 
 impl<C: Channel> Channel for Tamper<C> {
@@ -82,5 +87,10 @@ impl<C: Channel> Channel for Tamper<C> {
 
     fn bytes_sent(&self) -> u64 {
         self.inner.bytes_sent()
+    }
+
+    #[cfg(feature = "testing")]
+    fn cheat(&self) -> Option<&crate::cheat::Cheat> {
+        self.inner.cheat()
     }
 }

@@ -429,6 +429,20 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(out)
     }
 
+    /// Whom a masked-input digest from party `j` that differs from this party's implicates:
+    /// `j` (it reports other values than it received) or any other input owner (it sent `j`
+    /// other values than this party). One digest over all inputs cannot tell them apart.
+    fn consistency_suspects(&self, j: usize) -> String {
+        let suspects: Vec<String> = (0..self.cfg.parties)
+            .filter(|&p| p == j || (p != self.cfg.me && self.circuit.input_regs[p] > 0))
+            .map(|p| self.names.name(p))
+            .collect();
+        match suspects.as_slice() {
+            [one] => one.clone(),
+            _ => format!("one of {}", suspects.join(", ")),
+        }
+    }
+
     /// Input processing: open each input wire's mask to its owner, broadcast the masked
     /// values, and send the garblers' matching labels to the evaluator.
     async fn inputs(&mut self, input: &[bool]) -> Result<(), EngineError> {
@@ -999,7 +1013,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             if msg[..] != digest[..] {
                 return Err(EngineError::Check {
                     check: "input consistency check",
-                    peer: self.names.name(j),
+                    peer: self.consistency_suspects(j),
                     detail: "it received other masked inputs than this party (an input owner sent different values to different parties)".into(),
                 });
             }

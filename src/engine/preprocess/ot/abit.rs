@@ -12,8 +12,10 @@
 //!   towards P_k, the two values x̃ it must send differ except with probability 2^-128 (the
 //!   random linear combination over GF(2^128) of WRK17, with one field element instead of ρ
 //!   bit-combinations). Every party therefore echoes to every other the x̃ it received from
-//!   each party; any difference aborts. The 256 sacrificed bits at the end of the batch mask
-//!   x̃, so it reveals nothing about the bits that are used.
+//!   each party; any difference aborts. The abort blames the echoing peer when it contradicts
+//!   its own x̃ or this party's, and otherwise both the echoing peer and party k (one of them
+//!   lies, and without signatures nobody can tell which). The 256 sacrificed bits at the end
+//!   of the batch mask x̃, so it reveals nothing about the bits that are used.
 
 use bytes::Bytes;
 
@@ -83,6 +85,8 @@ pub async fn generate<C: Channel>(
         pairs,
         cols: Vec::new(),
         scratch: Vec::new(),
+        #[cfg(feature = "testing")]
+        flip: equivocation(ctx, len),
     };
     st.ab.len = len;
     st.ab.bits.clear();
@@ -129,6 +133,8 @@ pub async fn generate<C: Channel>(
         (st, x, macs, keys)
     })
     .await?;
+    #[cfg(feature = "testing")]
+    let flip = st.flip;
     let Extension { ab, pairs, .. } = st;
     let msgs = mac_acc
         .iter()
@@ -139,6 +145,12 @@ pub async fn generate<C: Channel>(
             Bytes::from(msg)
         })
         .collect();
+    // Test only: the x̃ of the flipped bits towards the peer that got them.
+    #[cfg(feature = "testing")]
+    let msgs = match flip {
+        Some((slot, row)) => equivocate_x_tilde(msgs, slot, x_tilde ^ challenge(&seed, row)),
+        None => msgs,
+    };
     let received = ctx.exchange_each(Phase::OtCheck, msgs).await?;
     let n = ctx.slots.n;
     let mut all_x = vec![0u128; n];
@@ -168,19 +180,35 @@ pub async fn generate<C: Channel>(
         echo.extend_from_slice(&x.to_le_bytes());
     }
     let received = ctx.broadcast(Phase::ABitCheck, Bytes::from(echo)).await?;
+    let mut differ = Vec::new();
     for (s, msg) in received.iter().enumerate() {
         ctx.expect_len(s, Phase::ABitCheck, msg, 16 * n)?;
         for (k, mine) in all_x.iter().enumerate() {
             if read_block(msg, k) != Some(*mine) {
-                return Err(ctx.check_failed(
-                    ABIT_CHECK,
-                    s,
-                    format!(
-                        "it received other combined bits from party {k} than this party did (party {k} used different bits towards different parties, or a message was altered)"
-                    ),
-                ));
+                differ.push((s, k));
             }
         }
+    }
+    // A peer that echoes other values than its own or this party's is caught outright;
+    // otherwise either the echoing peer or party k lies, and this party cannot tell which.
+    let me = ctx.slots.me;
+    let exact = differ.iter().find(|&&(s, k)| k == me || k == ctx.others[s]);
+    if let Some(&(s, k)) = exact.or(differ.first()) {
+        let j = ctx.others[s];
+        let detail = format!(
+            "its echo of party {k}'s combined bits differs from what this party received (party {k} used different bits towards different parties, or {} lies)",
+            ctx.names.name(j)
+        );
+        return Err(if k == me || k == j {
+            ctx.check_failed(ABIT_CHECK, s, detail)
+        } else {
+            let (a, b) = (k.min(j), k.max(j));
+            EngineError::Check {
+                check: ABIT_CHECK,
+                peer: format!("one of {}, {}", ctx.names.name(a), ctx.names.name(b)),
+                detail,
+            }
+        });
     }
 
     Ok((ab, pairs))
@@ -192,6 +220,40 @@ struct Extension {
     pairs: Vec<PairOt>,
     cols: Vec<Block>,
     scratch: Vec<Block>,
+    /// Test only: (peer slot, row) of a bit this party flips towards that peer.
+    #[cfg(feature = "testing")]
+    flip: Option<(usize, usize)>,
+}
+
+/// Test only: the (peer slot, row) this party's [`crate::cheat::Cheat::ABitEquivocation`]
+/// flips in this batch, if any.
+#[cfg(feature = "testing")]
+fn equivocation<C: Channel>(ctx: &Ctx<'_, C>, len: usize) -> Option<(usize, usize)> {
+    let crate::cheat::Cheat::ABitEquivocation {
+        towards,
+        row,
+        batch,
+    } = *ctx.ch.cheat()?;
+    let slot = ctx.others.iter().position(|&j| j == towards)?;
+    (batch == ctx.batch && row < len).then_some((slot, row))
+}
+
+/// Test only: the challenge χ_row of the consistency checks (the stream of
+/// [`Extension::combine`]).
+#[cfg(feature = "testing")]
+fn challenge(seed: &[u8; 32], row: usize) -> Block {
+    let mut chi = vec![0u128; row + 1];
+    Ctr::from_seed32(seed, 1).fill(&mut chi);
+    chi[row]
+}
+
+/// Test only: `msgs` with the x̃ towards slot `slot` replaced by `x_tilde`.
+#[cfg(feature = "testing")]
+fn equivocate_x_tilde(mut msgs: Vec<Bytes>, slot: usize, x_tilde: Block) -> Vec<Bytes> {
+    let mut msg = msgs[slot].to_vec();
+    msg[..16].copy_from_slice(&x_tilde.to_le_bytes());
+    msgs[slot] = Bytes::from(msg);
+    msgs
 }
 
 impl Extension {
@@ -201,6 +263,18 @@ impl Extension {
         let x = &self.ab.bits[start / 128..start / 128 + nb];
         let mut msgs = Vec::with_capacity(self.pairs.len());
         for (s, pair) in self.pairs.iter_mut().enumerate() {
+            // Test only: the bits with one flipped, towards the peer that is to get them.
+            #[cfg(feature = "testing")]
+            let flipped = match self.flip {
+                Some((slot, row)) if slot == s && (start..start + rows).contains(&row) => {
+                    let mut v = x.to_vec();
+                    v[(row - start) / 128] ^= 1 << ((row - start) % 128);
+                    Some(v)
+                }
+                _ => None,
+            };
+            #[cfg(feature = "testing")]
+            let x = flipped.as_deref().unwrap_or(x);
             let mut msg = Vec::new();
             pair.mac_chunk(
                 x,
