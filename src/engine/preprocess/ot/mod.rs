@@ -147,6 +147,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
             names: PeerNames::new(slots.n),
             delta,
             batch: 0,
+            run_id: [0; 32],
             rng,
         };
         progress.phase("base OT", 0);
