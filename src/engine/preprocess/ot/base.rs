@@ -154,3 +154,68 @@ pub async fn run<C: Channel>(ctx: &mut Ctx<'_, C>) -> Result<Vec<PairSeeds>, Eng
     }
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use std::time::{Duration, Instant};
+
+    use futures_util::future::join_all;
+
+    use super::*;
+    use crate::channel::PeerNames;
+    use crate::channel::memory::memory_channels;
+    use crate::engine::preprocess::ot::common::Ctr;
+    use crate::engine::share::{Block, Slots};
+
+    /// Runs the base OTs of `n` parties over in-memory channels, all parties as futures of
+    /// one task (as `mpc run` does).
+    fn run_parties(n: usize, deltas: &[Block]) -> Vec<Result<Vec<PairSeeds>, EngineError>> {
+        let channels = memory_channels(n, n, Duration::from_secs(20));
+        let rt = tokio::runtime::Runtime::new().expect("runtime");
+        rt.block_on(join_all(channels.iter().enumerate().map(|(me, ch)| {
+            let slots = Slots { me, n };
+            let delta = deltas[me];
+            async move {
+                let mut ctx = Ctx {
+                    ch,
+                    slots,
+                    others: slots.others().collect(),
+                    names: PeerNames::new(n),
+                    delta,
+                    batch: 0,
+                    run_id: [7; 32],
+                    rng: Ctr::from_entropy(),
+                };
+                run(&mut ctx).await
+            }
+        })))
+    }
+
+    /// Not a test: wall time of the base OTs for 2 and 3 parties
+    /// (`cargo test --release --lib measure_base_ot -- --ignored --nocapture`).
+    #[test]
+    #[ignore]
+    fn measure_base_ot() {
+        for n in [2, 3] {
+            let deltas: Vec<Block> = (0..n)
+                .map(|i| 0x9e37_79b9_7f4a_7c15 * (i as u128 + 3) | 1)
+                .collect();
+            let mut times: Vec<f64> = (0..15)
+                .map(|_| {
+                    let start = Instant::now();
+                    let out = run_parties(n, &deltas);
+                    let secs = start.elapsed().as_secs_f64();
+                    assert!(out.iter().all(|r| r.is_ok()));
+                    secs
+                })
+                .collect();
+            times.sort_by(f64::total_cmp);
+            println!(
+                "base OT, {n} parties: median {:.1} ms, min {:.1} ms over {} runs",
+                times[times.len() / 2] * 1e3,
+                times[0] * 1e3,
+                times.len()
+            );
+        }
+    }
+}
