@@ -354,13 +354,55 @@ fn plan(phase: Phase, nth: usize, bit: usize) -> TamperPlan {
 
 #[test]
 fn cheating_base_ot() {
-    // Message 0 is S, message 1 the 128 choice points R_l.
-    for (nth, bit) in [(0, 3), (1, 8 * 32 * 5 + 2)] {
+    // Message 0 is the cheater's request as base-OT receiver ((r_0, r_1) per OT, 64 bytes),
+    // message 1 its answer as sender ((B_0, B_1) per OT). The lowest bit of a canonical
+    // Ristretto255 encoding is always 0: flipping it is caught by the base OT check itself,
+    // in either message and whichever branch the receiver chose.
+    for (nth, bit) in [
+        (0, 0),
+        (0, 8 * (64 * 5 + 32)),
+        (1, 8 * 64 * 9),
+        (1, 8 * (64 * 100 + 32)),
+    ] {
         let (run, expected) = run_tampered(1, plan(Phase::BaseOt, nth, bit));
+        assert_caught(&run, &expected, &["base OT"]);
+    }
+    // Any other bit of the request changes the chosen branch's key-agreement message (the
+    // element itself, or the hash of it that the other one is reconstructed with): if the
+    // element still decodes, the keys disagree and the OT extension check catches it.
+    for bit in [3, 8 * 64 * 7 + 100, 8 * (64 * 40 + 32) + 9] {
+        let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 0, bit));
         assert_caught(
             &run,
             &expected,
             &["base OT", "OT extension consistency check"],
+        );
+    }
+    // A bit of the answer reaches the keys only in the branch the receiver chose. Of each
+    // pair of runs below (same OT, branch 0 and branch 1) exactly one hits the chosen
+    // branch and must be caught; the other must be caught or correct.
+    for l in 0..6 {
+        let mut caught = 0;
+        for j in 0..2 {
+            let bit = 8 * (64 * (l * 21 + 1) + 32 * j) + 50 + l;
+            let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 1, bit));
+            assert!(run.fired);
+            for r in run.results.iter().flatten() {
+                assert_eq!(r, &expected, "a party accepted a WRONG result");
+            }
+            if run.check.is_some() {
+                assert_caught(
+                    &run,
+                    &expected,
+                    &["base OT", "OT extension consistency check"],
+                );
+                caught += 1;
+            }
+        }
+        assert!(
+            caught > 0,
+            "a flip in the chosen branch of OT {} went unnoticed",
+            l * 21 + 1
         );
     }
 }
