@@ -153,6 +153,9 @@ pub struct Ctx<'c, C: Channel> {
     pub delta: Block,
     /// Number of the current batch (part of every hash tweak and commitment).
     pub batch: u64,
+    /// Identifies this run of the protocol (agreed in the handshake); binds every hash,
+    /// commitment and coin toss to it.
+    pub run_id: [u8; 32],
     /// Secret local randomness.
     pub rng: Ctr,
 }

@@ -3,7 +3,8 @@
 //!
 //! Pipeline per batch (all parties in lock step):
 //!
-//! 1. once per session, [`base`]: 128 Chou–Orlandi base OTs per ordered pair, choices = Δ;
+//! 1. once per session, [`base`]: 128 Masny–Rindal endemic base OTs (OT from Diffie–Hellman
+//!    over Ristretto255) per ordered pair, choices = Δ;
 //! 2. [`extension`] + [`abit`]: COT extension with every peer gives authenticated bits, with
 //!    the OT extension consistency check and the aBit consistency check (same bits towards
 //!    everyone);
@@ -147,6 +148,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
             names: PeerNames::new(slots.n),
             delta,
             batch: 0,
+            run_id: [0; 32],
             rng,
         };
         progress.phase("base OT", 0);
