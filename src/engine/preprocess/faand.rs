@@ -28,11 +28,20 @@
 //!    d = y ⊕ y' with MACs (the **bucketing MAC check**) and setting
 //!    x ← x ⊕ x', z ← z ⊕ z' ⊕ d·x'. The result leaks nothing unless every triple of its
 //!    bucket leaked. B is the smallest size for which the WRK17/WMK17 bound
-//!    `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` is at most 2^-ρ, ρ = 40 (B = 3 from about
+//!    `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` is at most 2^-ρ (at ρ = 40: B = 3 from about
 //!    280,000 triples per batch, B = 4 from about 3,100, B = 5 from about 320, more below;
 //!    this reproduces the table emp-agmpc uses). The differences d are opened in the same
 //!    round as the leaky-AND check values: d = y ⊕ y' of random aBits says nothing about any
 //!    input, and nothing is used before both checks pass.
+//!
+//! **Statistical security per run, not per batch.** Every batch buckets with its own coin,
+//! so an adversary gets one independent try per batch, and a run of k batches fails with
+//! probability at most k times the per-batch bound. Each batch therefore uses
+//! ρ = 40 + ⌈log2 k⌉ ([`batch_rho`]), which keeps the whole run at 2^-40 or better
+//! (k · 2^-(40 + ⌈log2 k⌉) ≤ 2^-40). For B = 3 that raises the threshold from about 280,000
+//! triples per batch to about 390,000 for two batches, 550,000 for three or four, 780,000
+//! for five to eight; the batch planner in [`super::ot`] picks the fewest batches that fit
+//! in memory, so the bucket size stays as small as the memory cap allows.
 //!
 //! Yang–Wang–Zhang (ePrint 2019/1104): their changes to this phase are not implemented
 //! (yet); the only related technique used is checking a whole batch through one random
@@ -50,7 +59,7 @@ use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, Block, MacDigest};
 
-/// Statistical security parameter ρ.
+/// Statistical security parameter ρ of a whole run.
 pub const RHO: u32 = 40;
 
 /// The check a wrong leaky AND triple fails.
@@ -79,14 +88,20 @@ fn log2_failure(l: u64, b_size: u64) -> f64 {
     worst
 }
 
-/// The bucket size for a batch of `ands` triples at ρ = 40.
-pub fn bucket_size(ands: u64) -> usize {
+/// The bucket size for a batch of `ands` triples at statistical security `rho`.
+pub fn bucket_size(ands: u64, rho: u32) -> usize {
     let l = ands.max(1);
     let mut b = 2;
-    while log2_failure(l, b) > -(RHO as f64) {
+    while log2_failure(l, b) > -(rho as f64) {
         b += 1;
     }
     b as usize
+}
+
+/// The ρ each of `batches` batches must reach so that the whole run fails with probability
+/// at most 2^-[`RHO`] (a union bound over the batches): RHO + ⌈log2 batches⌉.
+pub fn batch_rho(batches: u64) -> u32 {
+    RHO + batches.max(1).next_power_of_two().trailing_zeros()
 }
 
 /// How one batch's aBits are laid out: plain aBits (input masks, then one output mask per AND
@@ -714,12 +729,35 @@ mod tests {
 
     #[test]
     fn bucket_sizes_match_the_papers_table() {
-        assert_eq!(bucket_size(300_000), 3);
-        assert_eq!(bucket_size(270_000), 4);
-        assert_eq!(bucket_size(4_000), 4);
-        assert_eq!(bucket_size(3_000), 5);
-        assert_eq!(bucket_size(330), 5);
-        assert!(bucket_size(300) > 5);
-        assert!(bucket_size(1) <= 40);
+        assert_eq!(bucket_size(300_000, RHO), 3);
+        assert_eq!(bucket_size(270_000, RHO), 4);
+        assert_eq!(bucket_size(4_000, RHO), 4);
+        assert_eq!(bucket_size(3_000, RHO), 5);
+        assert_eq!(bucket_size(330, RHO), 5);
+        assert!(bucket_size(300, RHO) > 5);
+        assert!(bucket_size(1, RHO) <= 40);
+    }
+
+    #[test]
+    fn rho_grows_with_the_number_of_batches() {
+        assert_eq!(batch_rho(1), 40);
+        assert_eq!(batch_rho(2), 41);
+        assert_eq!(batch_rho(3), 42);
+        assert_eq!(batch_rho(4), 42);
+        assert_eq!(batch_rho(5), 43);
+        assert_eq!(batch_rho(1 << 20), 60);
+        // k batches at ρ = 40 + ⌈log2 k⌉ keep the run at 2^-40.
+        for k in 1..5000u64 {
+            assert!((k as f64).log2() - batch_rho(k) as f64 <= -(RHO as f64));
+        }
+        // Two batches of the 1M-gate benchmark stay at B = 3, three would not.
+        assert_eq!(bucket_size(537_392, batch_rho(2)), 3);
+        assert_eq!(bucket_size(358_261, batch_rho(3)), 4);
+        // The per-batch bound at the chosen size really is below 2^-ρ.
+        for (l, k) in [(537_392u64, 2u64), (10_000, 7), (500, 1000)] {
+            let b = bucket_size(l, batch_rho(k));
+            assert!(log2_failure(l, b as u64) <= -(batch_rho(k) as f64));
+            assert!(log2_failure(l, b as u64 - 1) > -(batch_rho(k) as f64));
+        }
     }
 }
