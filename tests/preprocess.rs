@@ -84,6 +84,7 @@ fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
         evaluator,
         chunk_ands: chunk,
         timeout: Duration::from_secs(60),
+        ..LocalOptions::default()
     }
 }
 
@@ -184,6 +185,7 @@ fn produce(n: usize, inputs: usize, chunks: &[usize], cap: usize) -> Vec<(Block,
             let mut src = OtSource::start_with_batch_cap(
                 ch,
                 slots,
+                [7; 32],
                 inputs as u64,
                 ands as u64,
                 cap,

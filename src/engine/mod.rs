@@ -5,6 +5,7 @@ pub mod garble;
 pub mod preprocess;
 pub mod protocol;
 pub mod share;
+pub mod transcript;
 
 use std::time::Duration;
 
@@ -15,6 +16,7 @@ use thiserror::Error;
 use crate::channel::{Channel, ChannelError, Phase};
 
 pub use protocol::{PartyConfig, PartyOutcome, run_party};
+pub use transcript::session_id;
 
 /// Everything that stops the protocol. Every variant says which check or peer failed.
 #[derive(Debug, Error)]

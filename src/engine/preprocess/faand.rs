@@ -407,7 +407,7 @@ pub async fn triples<C: Channel>(
             o.extend_from_slice(&nonce[0].to_le_bytes());
             o
         };
-        let commitment = laand_commitment(me, ctx.batch, &opening);
+        let commitment = laand_commitment(&ctx.run_id, me, ctx.batch, &opening);
         let received = ctx
             .broadcast(Phase::LeakyAnd, Bytes::copy_from_slice(&commitment))
             .await?;
@@ -473,7 +473,8 @@ pub async fn triples<C: Channel>(
         let mut sum = h_bar;
         for (s, (o, _)) in received.iter().enumerate() {
             ctx.expect_len(s, Phase::LeakyAnd, o, 32)?;
-            if laand_commitment(ctx.others[s], ctx.batch, o)[..] != commitments[s][..] {
+            let expected = laand_commitment(&ctx.run_id, ctx.others[s], ctx.batch, o);
+            if expected[..] != commitments[s][..] {
                 return Err(ctx.check_failed(
                     LEAKY_AND_CHECK,
                     s,
@@ -537,9 +538,12 @@ pub async fn triples<C: Channel>(
     }
 }
 
-fn laand_commitment(party: usize, batch: u64, opening: &[u8]) -> [u8; 32] {
+/// The commitment of `party` to its opening (H̄ and a nonce, 32 bytes) of the leaky AND
+/// check of batch `batch` of run `run_id`.
+fn laand_commitment(run_id: &[u8; 32], party: usize, batch: u64, opening: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(b"mpc leaky AND commitment v1");
+    h.update(b"mpc leaky AND commitment v2");
+    h.update(run_id);
     h.update(&(party as u64).to_le_bytes());
     h.update(&batch.to_le_bytes());
     h.update(opening);
@@ -759,5 +763,15 @@ mod tests {
             assert!(log2_failure(l, b as u64) <= -(batch_rho(k) as f64));
             assert!(log2_failure(l, b as u64 - 1) > -(batch_rho(k) as f64));
         }
+    }
+
+    #[test]
+    fn leaky_and_commitments_bind_run_party_and_batch() {
+        let opening = [3u8; 32];
+        let c = laand_commitment(&[1; 32], 1, 0, &opening);
+        assert_eq!(c, laand_commitment(&[1; 32], 1, 0, &opening));
+        assert_ne!(c, laand_commitment(&[2; 32], 1, 0, &opening));
+        assert_ne!(c, laand_commitment(&[1; 32], 2, 0, &opening));
+        assert_ne!(c, laand_commitment(&[1; 32], 1, 1, &opening));
     }
 }

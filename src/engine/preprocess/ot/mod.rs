@@ -58,6 +58,7 @@ use super::Source;
 use super::faand::{self, Layout, batch_rho, bucket_size};
 use crate::channel::{Channel, PeerNames};
 use crate::engine::share::{AuthBits, Block, Slots};
+use crate::engine::transcript::Transcript;
 use crate::engine::{EngineError, Progress};
 
 /// Most leaky triples (AND gates × bucket size) per batch for up to 3 parties: what bounds
@@ -156,15 +157,16 @@ pub struct OtSource<'c, C: Channel> {
 impl<'c, C: Channel> OtSource<'c, C> {
     /// Samples Δ, runs the base OTs with every peer and produces the first batch (for
     /// `inputs` input aBits and `ands` AND gates in total; every party must pass the same
-    /// numbers and later take material in the same amounts).
+    /// run id and numbers and later take material in the same amounts).
     pub async fn start(
         ch: &'c C,
         slots: Slots,
+        run_id: [u8; 32],
         inputs: u64,
         ands: u64,
         progress: &dyn Progress,
     ) -> Result<Self, EngineError> {
-        Self::start_with_batch_cap(ch, slots, inputs, ands, usize::MAX, progress).await
+        Self::start_with_batch_cap(ch, slots, run_id, inputs, ands, usize::MAX, progress).await
     }
 
     /// Like [`OtSource::start`] with at most `max_batch_ands` AND gates per batch (tests use
@@ -172,6 +174,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
     pub async fn start_with_batch_cap(
         ch: &'c C,
         slots: Slots,
+        run_id: [u8; 32],
         inputs: u64,
         ands: u64,
         max_batch_ands: usize,
@@ -191,7 +194,9 @@ impl<'c, C: Channel> OtSource<'c, C> {
             names: PeerNames::new(slots.n),
             delta,
             batch: 0,
+            run_id,
             rng,
+            transcript: Transcript::new(&run_id),
         };
         progress.phase("base OT", 0);
         let seeds = base::run(&mut ctx).await?;
@@ -248,6 +253,10 @@ impl<'c, C: Channel> OtSource<'c, C> {
 impl<C: Channel> Source for OtSource<'_, C> {
     fn delta(&self) -> Block {
         self.ctx.delta
+    }
+
+    fn transcript(&self) -> [u8; 32] {
+        self.ctx.transcript.digest()
     }
 
     async fn take(&mut self, count: usize) -> Result<AuthBits, EngineError> {
