@@ -1,5 +1,6 @@
 //! What binds a run together: the session id and the nonces of the handshake (which make the
-//! run id), and the transcript the parties compare after the handshake and before the output.
+//! run id), the transcript the parties compare after the handshake and before the output,
+//! and the limit on the number of parties.
 
 use std::path::Path;
 use std::time::Duration;
@@ -10,7 +11,7 @@ use mpc::channel::memory::memory_channels;
 use mpc::channel::tamper::{Tamper, TamperPlan};
 use mpc::engine::preprocess::SourceKind;
 use mpc::engine::transcript::TRANSCRIPT_CHECK;
-use mpc::engine::{EngineError, NoProgress, PartyConfig, run_party, session_id};
+use mpc::engine::{EngineError, MAX_PARTIES, NoProgress, PartyConfig, run_party, session_id};
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
 
@@ -224,4 +225,29 @@ fn parties_of_different_sessions_refuse_each_other() {
         ),
         "{results:?}"
     );
+}
+
+/// A configuration with more parties than the limit is refused before anything is sent.
+#[test]
+fn more_parties_than_the_limit_are_refused() {
+    let (program, inputs) = add_program();
+    let channels = memory_channels(2, 2, Duration::from_secs(5));
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let cfg = config(0, MAX_PARTIES + 1, "big", program.hash());
+    let r = rt.block_on(run_party(
+        &channels[0],
+        &cfg,
+        program.circuit(),
+        &inputs[0],
+        &NoProgress,
+    ));
+    match r {
+        Err(EngineError::Setup(why)) => {
+            assert!(why.contains(&MAX_PARTIES.to_string()), "{why}")
+        }
+        other => panic!(
+            "a session of {} parties was not refused: {other:?}",
+            MAX_PARTIES + 1
+        ),
+    }
 }

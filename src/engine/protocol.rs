@@ -30,7 +30,7 @@ use super::share::{
     AuthBits, Block, MacDigest, Prg, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks,
 };
 use super::transcript::{self, Transcript};
-use super::{EngineError, Progress, Stats, exchange};
+use super::{EngineError, MAX_PARTIES, Progress, Stats, exchange};
 use crate::channel::{Channel, PeerNames, Phase};
 
 /// Default number of AND gates per chunk.
@@ -131,9 +131,9 @@ pub async fn run_party<C: Channel>(
 
 fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), EngineError> {
     let n = cfg.parties;
-    if n < 2 {
+    if !(2..=MAX_PARTIES).contains(&n) {
         return Err(EngineError::Setup(format!(
-            "a session needs at least 2 parties, not {n}"
+            "a session needs at least 2 and at most {MAX_PARTIES} parties, not {n}"
         )));
     }
     if cfg.me >= n || cfg.evaluator >= n {
@@ -877,6 +877,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                         la: if u == 1 { la0 ^ delta } else { la0 },
                         lb: if v == 1 { lb0 ^ delta } else { lb0 },
                         gate: self.gates_done + t as u64,
+                        garbler: self.cfg.me,
                         u,
                         v,
                     });
@@ -976,11 +977,12 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     let (u, v) = (self.ev_m[a] as usize, self.ev_m[b] as usize);
                     let gate = base + t as u64;
                     inputs.clear();
-                    for s in 0..m {
+                    for (s, &garbler) in garblers.iter().enumerate() {
                         inputs.push(RowInput {
                             la: self.ev_labels[a * m + s],
                             lb: self.ev_labels[b * m + s],
                             gate,
+                            garbler,
                             u,
                             v,
                         });

@@ -56,8 +56,8 @@ use super::ot::common::{
 };
 use super::ot::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
-use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, Block, MacDigest};
+use crate::engine::{EngineError, PARTY_BITS};
 
 /// Statistical security parameter ρ of a whole run.
 pub const RHO: u32 = 40;
@@ -149,14 +149,30 @@ impl Layout {
     }
 }
 
+/// Bits of the batch number in a tweak.
+const BATCH_BITS: u32 = 48;
+
+/// Bits of the triple index in a tweak.
+const TRIPLE_BITS: u32 = 32;
+
+/// Bits of the purpose in a tweak.
+const PURPOSE_BITS: u32 = 128 - BATCH_BITS - TRIPLE_BITS - 2 * PARTY_BITS;
+
+const _: () = assert!(PURPOSE_BITS >= 1);
+
 /// The tweak of hash input `purpose` (0: half AND, 1: leaky-AND check) for triple t of the
-/// pair (sender holds the keys, receiver the MACs).
+/// pair (sender holds the keys, receiver the MACs), from high to low bits: batch (48 bits),
+/// t (32), sender, receiver ([`PARTY_BITS`] each), purpose (the rest). Every field is
+/// within its width (party indices are below [`crate::engine::MAX_PARTIES`], batches and
+/// triples are checked in [`triples`]), so distinct inputs give distinct tweaks.
 #[inline]
 fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> Block {
-    ((batch as u128 & 0xffff_ffff) << 96)
-        | ((t as u128) << 32)
-        | ((sender as u128 & 0xfff) << 20)
-        | ((receiver as u128 & 0xfff) << 8)
+    debug_assert!(batch < 1 << BATCH_BITS && (t as u64) < 1 << TRIPLE_BITS);
+    debug_assert!(sender < 1 << PARTY_BITS && receiver < 1 << PARTY_BITS);
+    ((batch as u128) << (128 - BATCH_BITS))
+        | ((t as u128) << (2 * PARTY_BITS + PURPOSE_BITS))
+        | ((sender as u128) << (PARTY_BITS + PURPOSE_BITS))
+        | ((receiver as u128) << PURPOSE_BITS)
         | purpose as u128
 }
 
@@ -336,6 +352,12 @@ pub async fn triples<C: Channel>(
     let me = ctx.slots.me;
     let delta = ctx.delta;
     let big_l = layout.leaky();
+    if ctx.batch >= 1 << BATCH_BITS || big_l as u64 >= 1 << TRIPLE_BITS {
+        return Err(EngineError::Setup(format!(
+            "batch {} with {big_l} leaky triples is beyond what the hash tweaks can number",
+            ctx.batch
+        )));
+    }
     let mut work = Work {
         ab,
         bufs,
@@ -729,7 +751,10 @@ fn fold_differences(out: &mut AuthBits, layout: Layout, m: usize, d: &[Block], f
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+    use crate::engine::MAX_PARTIES;
 
     #[test]
     fn bucket_sizes_match_the_papers_table() {
@@ -773,5 +798,46 @@ mod tests {
         assert_ne!(c, laand_commitment(&[2; 32], 1, 0, &opening));
         assert_ne!(c, laand_commitment(&[1; 32], 2, 0, &opening));
         assert_ne!(c, laand_commitment(&[1; 32], 1, 1, &opening));
+    }
+
+    /// Reads the fields back out of a tweak.
+    fn fields(t: Block) -> (u64, usize, usize, usize, u8) {
+        let mask = |bits: u32| (1u128 << bits) - 1;
+        (
+            (t >> (128 - BATCH_BITS)) as u64,
+            ((t >> (2 * PARTY_BITS + PURPOSE_BITS)) & mask(TRIPLE_BITS)) as usize,
+            ((t >> (PARTY_BITS + PURPOSE_BITS)) & mask(PARTY_BITS)) as usize,
+            ((t >> PURPOSE_BITS) & mask(PARTY_BITS)) as usize,
+            (t & mask(PURPOSE_BITS)) as u8,
+        )
+    }
+
+    #[test]
+    fn tweaks_are_injective_up_to_the_limits() {
+        let batches = [0u64, 1, 2, (1 << BATCH_BITS) - 1];
+        let triples = [0usize, 1, 2, 1 << 20, (1 << TRIPLE_BITS) - 1];
+        let parties = [
+            0usize,
+            1,
+            2,
+            MAX_PARTIES - 2,
+            MAX_PARTIES - 1,
+            (1 << PARTY_BITS) - 1,
+        ];
+        let mut seen = HashSet::new();
+        for &batch in &batches {
+            for &t in &triples {
+                for &sender in &parties {
+                    for &receiver in &parties {
+                        for purpose in [0u8, 1] {
+                            let tw = tweak(batch, t, sender, receiver, purpose);
+                            // Each field reads back, so no two inputs share the tweak.
+                            assert_eq!(fields(tw), (batch, t, sender, receiver, purpose));
+                            assert!(seen.insert(tw));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -59,7 +59,7 @@ use super::faand::{self, Layout, batch_rho, bucket_size};
 use crate::channel::{Channel, PeerNames};
 use crate::engine::share::{AuthBits, Block, Slots};
 use crate::engine::transcript::Transcript;
-use crate::engine::{EngineError, Progress};
+use crate::engine::{EngineError, MAX_PARTIES, Progress};
 
 /// Most leaky triples (AND gates × bucket size) per batch for up to 3 parties: what bounds
 /// a batch's memory. 600,000 AND gates at B = 3, 450,000 at B = 4.
@@ -180,6 +180,12 @@ impl<'c, C: Channel> OtSource<'c, C> {
         max_batch_ands: usize,
         progress: &dyn Progress,
     ) -> Result<Self, EngineError> {
+        if !(2..=MAX_PARTIES).contains(&slots.n) || slots.me >= slots.n {
+            return Err(EngineError::Setup(format!(
+                "party {} of {} parties: a session needs 2 to {MAX_PARTIES} parties",
+                slots.me, slots.n
+            )));
+        }
         let max_leaky = if slots.n <= 3 {
             MAX_BATCH_LEAKY
         } else {
