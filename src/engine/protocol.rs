@@ -22,6 +22,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use garble_lang::register_circuit::{And, Circuit, Inst, Not, Op, Xor};
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 use super::garble::{RowHasher, RowInput};
 use super::preprocess::dealer::{DealerRequest, DealerSource};
@@ -633,7 +634,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             let key = self.mk[r * self.w + at];
             digest.push(if b { key ^ self.delta } else { key });
         }
-        if digest.finish()[..] != msg[nb..] {
+        if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
             return Err(EngineError::Check {
                 check,
                 peer: self.names.name(j),
@@ -790,7 +791,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 d[t] ^= dj;
                 f[t] ^= fj;
             }
-            if digest.finish()[..] != msg[nb..] {
+            if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
                 return Err(EngineError::Check {
                     check: "Beaver opening MAC check",
                     peer: self.names.name(j),
@@ -1001,7 +1002,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                         let key = mine[m + s];
                         let bit = (mac ^ key) & 1 == 1;
                         let expected = if bit { key ^ self.delta } else { key };
-                        if mac != expected {
+                        if !bool::from(mac.ct_eq(&expected)) {
                             return Err(EngineError::Check {
                                 check: "garbled row MAC check",
                                 peer: self.names.name(garblers[s]),
@@ -1059,7 +1060,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     format!("expected 64 bytes, got {}", msg.len()),
                 ));
             }
-            if msg[..32] != digest[..] {
+            if !bool::from(msg[..32].ct_eq(&digest)) {
                 return Err(EngineError::Check {
                     check: "input consistency check",
                     peer: self.names.name(j),
@@ -1133,7 +1134,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     let l = self.labels[r];
                     digest.push(if masked[x] { l ^ self.delta } else { l });
                 }
-                if digest.finish()[..] != msg[nb..] {
+                if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
                     return Err(EngineError::Check {
                         check: "output label check",
                         peer: self.names.name(j),

@@ -49,6 +49,7 @@
 
 use bytes::Bytes;
 use futures_util::future::{try_join, try_join_all};
+use subtle::ConstantTimeEq;
 
 use super::ot::abit::ABits;
 use super::ot::common::{
@@ -496,7 +497,7 @@ pub async fn triples<C: Channel>(
         for (s, (o, _)) in received.iter().enumerate() {
             ctx.expect_len(s, Phase::LeakyAnd, o, 32)?;
             let expected = laand_commitment(&ctx.run_id, ctx.others[s], ctx.batch, o);
-            if expected[..] != commitments[s][..] {
+            if !bool::from(expected.ct_eq(&commitments[s][..])) {
                 return Err(ctx.check_failed(
                     LEAKY_AND_CHECK,
                     s,
@@ -505,7 +506,7 @@ pub async fn triples<C: Channel>(
             }
             sum ^= read_block(o, 0).unwrap_or(0);
         }
-        if sum != 0 {
+        if !bool::from(sum.ct_eq(&0)) {
             return Err(EngineError::Check {
                 check: LEAKY_AND_CHECK,
                 peer: ctx.some_peer(),
@@ -530,7 +531,7 @@ pub async fn triples<C: Channel>(
                 }
                 dg.push(key);
             }
-            if dg.finish()[..] != msg[dn..] {
+            if !bool::from(dg.finish().ct_eq(&msg[dn..])) {
                 return Err(ctx.check_failed(
                     BUCKETING_CHECK,
                     s,

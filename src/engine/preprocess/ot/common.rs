@@ -5,6 +5,7 @@ use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
 use bytes::Bytes;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 use crate::channel::{Channel, PeerNames, Phase};
 use crate::engine::share::{Block, Slots};
@@ -312,7 +313,7 @@ impl CoinToss {
             seed.copy_from_slice(msg);
             let expected =
                 coin_commitment(&ctx.run_id, self.label, ctx.others[s], ctx.batch, &seed);
-            if expected != self.commitments[s] {
+            if !bool::from(expected.ct_eq(&self.commitments[s])) {
                 return Err(ctx.check_failed(
                     COIN_CHECK,
                     s,
