@@ -12,7 +12,7 @@ use mpc::channel::Phase;
 use mpc::channel::memory::memory_channels;
 use mpc::channel::tamper::{Tamper, TamperPlan};
 use mpc::cheat::{Cheat, Cheating};
-use mpc::engine::preprocess::ot::OtSource;
+use mpc::engine::preprocess::ot::{MAX_BATCH_LEAKY, OtSource};
 use mpc::engine::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use mpc::engine::share::{AuthBits, Block, Slots};
 use mpc::engine::{EngineError, NoProgress};
@@ -88,6 +88,7 @@ fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
         evaluator,
         chunk_ands: chunk,
         timeout: Duration::from_secs(60),
+        ..LocalOptions::default()
     }
 }
 
@@ -149,13 +150,17 @@ fn circuit_without_and_gates() {
     }
 }
 
-/// Several batches produced while the online phase runs (the default cap splits 600,000 AND
-/// gates into two batches of 300,000 with bucket size 3), so preprocessing messages and
-/// garbled rows interleave on the same channel.
+/// Several batches produced while the online phase runs (more than 600,000 AND gates do not
+/// fit one batch at B = 3; the planner makes two of about 325,000 with B = 4), so
+/// preprocessing messages and garbled rows interleave on the same channel.
 #[test]
 fn batches_during_the_online_phase() {
-    let circuit = random_circuit(77, 2, 1_200_000);
-    assert!(circuit.and_ops > (1 << 19), "{} AND gates", circuit.and_ops);
+    let circuit = random_circuit(77, 2, 1_300_000);
+    assert!(
+        circuit.and_ops > MAX_BATCH_LEAKY / 3,
+        "{} AND gates",
+        circuit.and_ops
+    );
     let inputs = random_inputs(&circuit, 77);
     let expected = circuit.eval(&inputs);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -184,6 +189,7 @@ fn produce(n: usize, inputs: usize, chunks: &[usize], cap: usize) -> Vec<(Block,
             let mut src = OtSource::start_with_batch_cap(
                 ch,
                 slots,
+                [7; 32],
                 inputs as u64,
                 ands as u64,
                 cap,

@@ -21,6 +21,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use garble_lang::register_circuit::{And, Circuit, Inst, Not, Op, Xor};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 use super::garble::{RowHasher, RowInput};
 use super::preprocess::dealer::{DealerRequest, DealerSource};
@@ -28,7 +30,8 @@ use super::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use super::share::{
     AuthBits, Block, MacDigest, Prg, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks,
 };
-use super::{EngineError, Progress, Stats, exchange};
+use super::transcript::{self, Transcript};
+use super::{EngineError, MAX_PARTIES, Progress, Stats, exchange};
 use crate::channel::{Channel, PeerNames, Phase};
 
 /// Default number of AND gates per chunk.
@@ -45,6 +48,9 @@ pub struct PartyConfig {
     pub evaluator: usize,
     /// Hash of the program, compared in the handshake.
     pub program_hash: [u8; 32],
+    /// The caller's binding of the session, e.g. a hash of the session name and the roster
+    /// ([`crate::engine::session_id`]); compared in the handshake and part of the run id.
+    pub session_id: [u8; 32],
     /// Where the correlated randomness comes from.
     pub source: SourceKind,
     /// AND gates per chunk (memory bound vs. rounds).
@@ -77,7 +83,7 @@ pub async fn run_party<C: Channel>(
 
     let t = Instant::now();
     progress.phase("handshake", 0);
-    handshake(ch, cfg).await?;
+    let run_id = handshake(ch, cfg).await?;
     progress.finish();
     stats.record("handshake", t.elapsed());
 
@@ -86,6 +92,7 @@ pub async fn run_party<C: Channel>(
             let t = Instant::now();
             progress.phase("dealer", 0);
             let request = DealerRequest {
+                run_id,
                 program_hash: cfg.program_hash,
                 parties: cfg.parties as u32,
                 inputs: circuit.total_inputs() as u64,
@@ -106,6 +113,7 @@ pub async fn run_party<C: Channel>(
             let source = super::preprocess::ot::OtSource::start(
                 ch,
                 slots,
+                run_id,
                 circuit.total_inputs() as u64,
                 circuit.and_ops as u64,
                 progress,
@@ -124,9 +132,9 @@ pub async fn run_party<C: Channel>(
 
 fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), EngineError> {
     let n = cfg.parties;
-    if n < 2 {
+    if !(2..=MAX_PARTIES).contains(&n) {
         return Err(EngineError::Setup(format!(
-            "a session needs at least 2 parties, not {n}"
+            "a session needs at least 2 and at most {MAX_PARTIES} parties, not {n}"
         )));
     }
     if cfg.me >= n || cfg.evaluator >= n {
@@ -167,10 +175,10 @@ fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), 
 }
 
 const HANDSHAKE_MAGIC: &[u8; 4] = b"MPCh";
-const HANDSHAKE_VERSION: u8 = 1;
-const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4;
+const HANDSHAKE_VERSION: u8 = 2;
+const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4 + 32 + 32;
 
-fn handshake_message(cfg: &PartyConfig) -> Bytes {
+fn handshake_message(cfg: &PartyConfig, nonce: &[u8; 32]) -> Bytes {
     let mut b = Vec::with_capacity(HANDSHAKE_LEN);
     b.extend_from_slice(HANDSHAKE_MAGIC);
     b.push(HANDSHAKE_VERSION);
@@ -180,18 +188,40 @@ fn handshake_message(cfg: &PartyConfig) -> Bytes {
     b.extend_from_slice(&(cfg.evaluator as u32).to_le_bytes());
     b.push(cfg.source.code());
     b.extend_from_slice(&(cfg.chunk_ands as u32).to_le_bytes());
+    b.extend_from_slice(&cfg.session_id);
+    b.extend_from_slice(nonce);
     Bytes::from(b)
 }
 
+/// The run id: everything the handshake agreed on and every party's nonce, in party order.
+fn run_id(cfg: &PartyConfig, nonces: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"mpc run id v1");
+    h.update(&cfg.session_id);
+    h.update(&cfg.program_hash);
+    h.update(&(cfg.parties as u32).to_le_bytes());
+    h.update(&(cfg.evaluator as u32).to_le_bytes());
+    h.update(&[cfg.source.code()]);
+    h.update(&(cfg.chunk_ands as u32).to_le_bytes());
+    for nonce in nonces {
+        h.update(nonce);
+    }
+    *h.finalize().as_bytes()
+}
+
 /// Every party tells every other what it is about to compute; any difference stops the
-/// session with a message naming the party and what differs.
-async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineError> {
+/// session with a message naming the party and what differs. Every party also sends a fresh
+/// nonce; all of them make the run id, which the parties then compare (as their first
+/// transcript), so a party that sent different nonces to different parties is caught here.
+async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<[u8; 32], EngineError> {
     let slots = Slots {
         me: cfg.me,
         n: cfg.parties,
     };
     let others: Vec<usize> = slots.others().collect();
-    let mine = handshake_message(cfg);
+    let mut nonces = vec![[0u8; 32]; cfg.parties];
+    rand::rng().fill_bytes(&mut nonces[cfg.me]);
+    let mine = handshake_message(cfg, &nonces[cfg.me]);
     let out = others.iter().map(|&j| (j, mine.clone())).collect();
     let theirs = exchange(ch, Phase::Handshake, out, &others).await?;
     for (&j, msg) in others.iter().zip(&theirs) {
@@ -210,6 +240,7 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
         let hash = &msg[5..37];
         let (parties, index, evaluator, source) = (word(37), word(41), word(45), msg[49]);
         let chunk = word(50);
+        let (session, nonce) = (&msg[54..86], &msg[86..118]);
         if parties as usize != cfg.parties {
             return Err(EngineError::Handshake(format!(
                 "party {j} expects {parties} parties, this party {}",
@@ -219,6 +250,13 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
         if index as usize != j {
             return Err(EngineError::Handshake(format!(
                 "the party in seat {j} says it is party {index}: check the --party flags"
+            )));
+        }
+        if session != cfg.session_id {
+            return Err(EngineError::Handshake(format!(
+                "party {j} binds the run to another session (id {}…, this party {}…): all parties must join the same session",
+                hex::encode(&session[..6]),
+                hex::encode(&cfg.session_id[..6])
             )));
         }
         if hash != cfg.program_hash {
@@ -252,8 +290,22 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
                 cfg.source.describe()
             )));
         }
+        nonces[j].copy_from_slice(nonce);
     }
-    Ok(())
+    let run_id = run_id(cfg, &nonces);
+
+    // Everyone must have received the same nonces.
+    let digest = Transcript::new(&run_id).digest();
+    let out = others
+        .iter()
+        .map(|&j| (j, Bytes::copy_from_slice(&digest)))
+        .collect();
+    let theirs = exchange(ch, Phase::Handshake, out, &others).await?;
+    let names = PeerNames::new(cfg.parties);
+    for (&j, msg) in others.iter().zip(&theirs) {
+        transcript::check(names.name(j), msg, &digest, "after the handshake")?;
+    }
+    Ok(run_id)
 }
 
 /// The online protocol state of one party.
@@ -596,7 +648,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             let key = self.mk[r * self.w + at];
             digest.push(if b { key ^ self.delta } else { key });
         }
-        if digest.finish()[..] != msg[nb..] {
+        if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
             return Err(EngineError::Check {
                 check,
                 peer: self.names.name(j),
@@ -753,7 +805,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 d[t] ^= dj;
                 f[t] ^= fj;
             }
-            if digest.finish()[..] != msg[nb..] {
+            if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
                 return Err(EngineError::Check {
                     check: "Beaver opening MAC check",
                     peer: self.names.name(j),
@@ -840,6 +892,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                         la: if u == 1 { la0 ^ delta } else { la0 },
                         lb: if v == 1 { lb0 ^ delta } else { lb0 },
                         gate: self.gates_done + t as u64,
+                        garbler: self.cfg.me,
                         u,
                         v,
                     });
@@ -939,11 +992,12 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     let (u, v) = (self.ev_m[a] as usize, self.ev_m[b] as usize);
                     let gate = base + t as u64;
                     inputs.clear();
-                    for s in 0..m {
+                    for (s, &garbler) in garblers.iter().enumerate() {
                         inputs.push(RowInput {
                             la: self.ev_labels[a * m + s],
                             lb: self.ev_labels[b * m + s],
                             gate,
+                            garbler,
                             u,
                             v,
                         });
@@ -962,7 +1016,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                         let key = mine[m + s];
                         let bit = (mac ^ key) & 1 == 1;
                         let expected = if bit { key ^ self.delta } else { key };
-                        if mac != expected {
+                        if !bool::from(mac.ct_eq(&expected)) {
                             return Err(EngineError::Check {
                                 check: "garbled row MAC check",
                                 peer: self.names.name(garblers[s]),
@@ -1002,21 +1056,32 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         let e = self.cfg.evaluator;
         let others: Vec<usize> = self.slots.others().collect();
 
-        // Every party must have received the same masked inputs.
+        // Every party must have received the same masked inputs, and every coin toss must
+        // have given every party the same result.
         let digest = *blake3::hash(&pack_bits(self.masked_inputs.iter().copied())).as_bytes();
-        let out = others
-            .iter()
-            .map(|&j| (j, Bytes::copy_from_slice(&digest)))
-            .collect();
+        let run = self.source.transcript();
+        let mut mine = Vec::with_capacity(64);
+        mine.extend_from_slice(&digest);
+        mine.extend_from_slice(&run);
+        let mine = Bytes::from(mine);
+        let out = others.iter().map(|&j| (j, mine.clone())).collect();
         let received = exchange(self.ch, Phase::InputConsistency, out, &others).await?;
         for (&j, msg) in others.iter().zip(&received) {
-            if msg[..] != digest[..] {
+            if msg.len() != 64 {
+                return Err(self.malformed(
+                    j,
+                    Phase::InputConsistency,
+                    format!("expected 64 bytes, got {}", msg.len()),
+                ));
+            }
+            if !bool::from(msg[..32].ct_eq(&digest)) {
                 return Err(EngineError::Check {
                     check: "input consistency check",
                     peer: self.consistency_suspects(j),
                     detail: "it received other masked inputs than this party (an input owner sent different values to different parties)".into(),
                 });
             }
+            transcript::check(self.names.name(j), &msg[32..], &run, "before the output")?;
         }
 
         let outs: Vec<usize> = self
@@ -1083,7 +1148,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     let l = self.labels[r];
                     digest.push(if masked[x] { l ^ self.delta } else { l });
                 }
-                if digest.finish()[..] != msg[nb..] {
+                if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
                     return Err(EngineError::Check {
                         check: "output label check",
                         peer: self.names.name(j),

@@ -467,6 +467,7 @@ mod tests {
                     batch: 0,
                     run_id,
                     rng: Ctr::from_entropy(),
+                    transcript: crate::engine::transcript::Transcript::new(&run_id),
                 };
                 let out = run(&mut ctx).await;
                 if let Err(e) = &out {
