@@ -166,16 +166,18 @@ fn a_wrong_run_id_echo_is_caught() {
     assert_transcript_caught(&run_tampered(SourceKind::Ot, 1, plan));
 }
 
-/// The transcript is compared again before the output (its second half of the input
-/// consistency message): a party whose transcript differs there stops everyone.
+/// The transcript is compared again before the output (a message of its own after the
+/// evaluation): a party whose transcript differs there stops everyone.
 #[test]
 fn a_different_transcript_before_the_output_is_caught() {
     for source in [SourceKind::Dealer, SourceKind::Ot] {
         let plan = TamperPlan {
             phase: Phase::InputConsistency,
             to: Some(0),
-            nth: 0,
-            bit: 32 * 8 + 77,
+            // Message 0 is the masked-input digests (after input processing), message 1 the
+            // transcript digest compared before the output.
+            nth: 1,
+            bit: 77,
         };
         assert_transcript_caught(&run_tampered(source, 2, plan));
     }

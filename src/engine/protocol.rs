@@ -1,6 +1,6 @@
 //! The phases of protocol.md for one party: handshake, preprocessing (through a
-//! [`Source`]), input processing, garbling and evaluation streamed chunk by chunk, the
-//! broadcast-consistency check and the output.
+//! [`Source`]), input processing with its broadcast-consistency check, garbling and
+//! evaluation streamed chunk by chunk, and the output.
 //!
 //! Order of the online phases. Garbled rows are produced, sent and consumed in gate order,
 //! one chunk of AND gates at a time, so neither side ever holds the whole garbled circuit.
@@ -9,8 +9,14 @@
 //! padded by the honest parties' shares of λ, and every garbled row the evaluator decrypts is
 //! checked against its IT-MAC, so whether a corrupted row is hit depends only on masked
 //! values, which are independent of the inputs (the argument of WRK17 §3 does not depend on
-//! when the masked inputs are sent). The broadcast-consistency check still runs before any
-//! output is released.
+//! when the masked inputs are sent).
+//!
+//! The broadcast-consistency check runs right after the masked inputs are exchanged, before
+//! anything is garbled: every party tells every other, per input owner, a digest of the
+//! masked values it received from that owner. An owner that sent different values to
+//! different parties is then named by the check that is meant to catch it (with the party
+//! whose report differs, when a third party cannot tell which of the two lies), instead of
+//! surfacing later as a garbled-row failure that points at an honest garbler.
 //!
 //! Chunking of the Beaver opening: the d, f values of each chunk are opened in one batch
 //! before that chunk is garbled. The number of rounds grows with the number of chunks (a
@@ -332,8 +338,6 @@ struct Online<'a, C: Channel, S: Source> {
     hasher: RowHasher,
     /// AND gates processed so far (global gate numbers for the hash tweak).
     gates_done: u64,
-    /// Masked values of all input wires, for the consistency check.
-    masked_inputs: Vec<bool>,
 }
 
 /// Per-chunk data kept between the passes.
@@ -382,7 +386,6 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             prg: Prg::from_entropy(),
             hasher: RowHasher::new(),
             gates_done: 0,
-            masked_inputs: Vec::new(),
         }
     }
 
@@ -481,18 +484,76 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(out)
     }
 
-    /// Whom a masked-input digest from party `j` that differs from this party's implicates:
-    /// `j` (it reports other values than it received) or any other input owner (it sent `j`
-    /// other values than this party). One digest over all inputs cannot tell them apart.
-    fn consistency_suspects(&self, j: usize) -> String {
-        let suspects: Vec<String> = (0..self.cfg.parties)
-            .filter(|&p| p == j || (p != self.cfg.me && self.circuit.input_regs[p] > 0))
-            .map(|p| self.names.name(p))
-            .collect();
-        match suspects.as_slice() {
-            [one] => one.clone(),
-            _ => format!("one of {}", suspects.join(", ")),
+    /// Whom a differing digest of owner `p`'s masked inputs from party `j` implicates: `j`
+    /// alone when `p` is `j` (it contradicts what it sent) or this party (it contradicts
+    /// what this party sent everyone); otherwise `j` (it misreports) or `p` (it sent `j`
+    /// other values), which this party cannot tell apart.
+    fn consistency_suspects(&self, j: usize, p: usize) -> String {
+        if p == j || p == self.cfg.me {
+            self.names.name(j)
+        } else {
+            format!("one of {}, {}", self.names.name(p), self.names.name(j))
         }
+    }
+
+    /// The broadcast-consistency check: every party sends every other, per input owner, a
+    /// digest of the masked values it received from that owner, and compares what it gets.
+    async fn check_masked_inputs(
+        &self,
+        masked: &[bool],
+        wires_of: impl Fn(usize) -> Vec<usize>,
+    ) -> Result<(), EngineError> {
+        let n = self.cfg.parties;
+        let digests: Vec<[u8; 32]> = (0..n)
+            .map(|p| {
+                let mut h = blake3::Hasher::new();
+                h.update(b"mpc masked inputs v1");
+                h.update(&(p as u32).to_le_bytes());
+                h.update(&pack_bits(wires_of(p).iter().map(|&k| masked[k])));
+                *h.finalize().as_bytes()
+            })
+            .collect();
+        let mine = Bytes::from(digests.concat());
+        let others: Vec<usize> = self.slots.others().collect();
+        let out = others.iter().map(|&j| (j, mine.clone())).collect();
+        let received = exchange(self.ch, Phase::InputConsistency, out, &others).await?;
+        let mut mismatches = Vec::new();
+        for (&j, msg) in others.iter().zip(&received) {
+            if msg.len() != 32 * n {
+                return Err(self.malformed(
+                    j,
+                    Phase::InputConsistency,
+                    format!("expected {} bytes, got {}", 32 * n, msg.len()),
+                ));
+            }
+            for (p, digest) in digests.iter().enumerate() {
+                if self.circuit.input_regs[p] > 0
+                    && !bool::from(msg[p * 32..p * 32 + 32].ct_eq(digest))
+                {
+                    mismatches.push((j, p));
+                }
+            }
+        }
+        // Name the mismatch that points at one party if there is one: a party whose report
+        // of its own inputs, or of this party's, differs from what it sent.
+        let worst = mismatches
+            .iter()
+            .find(|&&(j, p)| p == j || p == self.cfg.me)
+            .or(mismatches.first());
+        if let Some(&(j, p)) = worst {
+            return Err(EngineError::Check {
+                check: "input consistency check",
+                peer: self.consistency_suspects(j, p),
+                detail: format!(
+                    "{} reports other masked inputs of {} than this party received (an input \
+                     owner sent different values to different parties, or a party misreports \
+                     them)",
+                    self.names.name(j),
+                    self.names.name(p)
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Input processing: open each input wire's mask to its owner, broadcast the masked
@@ -563,6 +624,9 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             }
         }
 
+        // Nothing is garbled with masked values that not every party received.
+        self.check_masked_inputs(&masked, wires_of).await?;
+
         // 3. Garblers send the labels of the masked values to the evaluator.
         let e = self.cfg.evaluator;
         if self.is_eval {
@@ -602,7 +666,6 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             )
             .await?;
         }
-        self.masked_inputs = masked;
         Ok(())
     }
 
@@ -1050,38 +1113,19 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(())
     }
 
-    /// Broadcast-consistency check, then the output to every party.
+    /// The transcript comparison, then the output to every party.
     async fn outputs(&mut self) -> Result<Vec<bool>, EngineError> {
         let m = self.m();
         let e = self.cfg.evaluator;
         let others: Vec<usize> = self.slots.others().collect();
 
-        // Every party must have received the same masked inputs, and every coin toss must
-        // have given every party the same result.
-        let digest = *blake3::hash(&pack_bits(self.masked_inputs.iter().copied())).as_bytes();
+        // Every coin toss must have given every party the same result.
         let run = self.source.transcript();
-        let mut mine = Vec::with_capacity(64);
-        mine.extend_from_slice(&digest);
-        mine.extend_from_slice(&run);
-        let mine = Bytes::from(mine);
+        let mine = Bytes::copy_from_slice(&run);
         let out = others.iter().map(|&j| (j, mine.clone())).collect();
         let received = exchange(self.ch, Phase::InputConsistency, out, &others).await?;
         for (&j, msg) in others.iter().zip(&received) {
-            if msg.len() != 64 {
-                return Err(self.malformed(
-                    j,
-                    Phase::InputConsistency,
-                    format!("expected 64 bytes, got {}", msg.len()),
-                ));
-            }
-            if !bool::from(msg[..32].ct_eq(&digest)) {
-                return Err(EngineError::Check {
-                    check: "input consistency check",
-                    peer: self.consistency_suspects(j),
-                    detail: "it received other masked inputs than this party (an input owner sent different values to different parties)".into(),
-                });
-            }
-            transcript::check(self.names.name(j), &msg[32..], &run, "before the output")?;
+            transcript::check(self.names.name(j), msg, &run, "before the output")?;
         }
 
         let outs: Vec<usize> = self
