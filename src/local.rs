@@ -24,6 +24,8 @@ pub struct LocalOptions {
     pub timeout: Duration,
     /// The session id every party binds the run to.
     pub session_id: [u8; 32],
+    /// The parties that learn the result; `None`: every party.
+    pub outputs: Option<Vec<usize>>,
 }
 
 impl Default for LocalOptions {
@@ -34,6 +36,7 @@ impl Default for LocalOptions {
             chunk_ands: crate::engine::protocol::DEFAULT_CHUNK_ANDS,
             timeout: Duration::from_secs(60),
             session_id: crate::engine::session_id("local", b""),
+            outputs: None,
         }
     }
 }
@@ -130,6 +133,10 @@ pub async fn run_local_each<C: Channel, D: Channel>(
             session_id: opts.session_id,
             source: opts.source,
             chunk_ands: opts.chunk_ands,
+            outputs: opts
+                .outputs
+                .clone()
+                .unwrap_or_else(|| PartyConfig::all_learn(n)),
         };
         let input = &inputs[me];
         async move {

@@ -55,6 +55,9 @@ use garble_lang::{
 use serde::{Deserialize, Serialize};
 
 mod bristol;
+mod constants;
+
+pub use constants::{ConstValues, DeclaredConstants};
 
 pub use bristol::BristolText;
 use bristol::{BristolInfo, Layout, bits_to_hex, hex_to_bits, parse_bristol, write_bristol};
@@ -130,6 +133,14 @@ pub enum ProgramError {
         /// 1-based line number of the problem (0 when it concerns the whole file).
         line: usize,
         /// What is wrong.
+        reason: String,
+    },
+    /// Party constants are missing, unknown or not of their declared type.
+    #[error("{}: {reason}", path.display())]
+    Constants {
+        /// The program file.
+        path: PathBuf,
+        /// What is wrong, naming the party and the constant.
         reason: String,
     },
     /// The compiled or imported circuit failed garble's validation.
@@ -366,17 +377,36 @@ impl Program {
         cache: Option<&Path>,
     ) -> Result<(Program, LoadReport), ProgramError> {
         match cache {
-            Some(dir) => Self::load_from(path, Some(dir)),
-            None => Self::load_from(path, default_cache_dir().as_deref()),
+            Some(dir) => Self::load_from(path, Some(dir), None),
+            None => Self::load_from(path, default_cache_dir().as_deref(), None),
         }
     }
 
     /// Loads and compiles a program without reading or writing any cache.
     pub fn load_uncached(path: &Path) -> Result<(Program, LoadReport), ProgramError> {
-        Self::load_from(path, None)
+        Self::load_from(path, None, None)
     }
 
-    fn load_from(path: &Path, cache: Option<&Path>) -> Result<(Program, LoadReport), ProgramError> {
+    /// Like [`Program::load_with_cache`] for a program with party constants: `declared` is
+    /// what [`DeclaredConstants::of`] found in it and `values` every party's constants.
+    pub fn load_with_constants(
+        path: &Path,
+        cache: Option<&Path>,
+        declared: &DeclaredConstants,
+        values: &ConstValues,
+    ) -> Result<(Program, LoadReport), ProgramError> {
+        let consts = (declared, values);
+        match cache {
+            Some(dir) => Self::load_from(path, Some(dir), Some(consts)),
+            None => Self::load_from(path, default_cache_dir().as_deref(), Some(consts)),
+        }
+    }
+
+    fn load_from(
+        path: &Path,
+        cache: Option<&Path>,
+        consts: Option<(&DeclaredConstants, &ConstValues)>,
+    ) -> Result<(Program, LoadReport), ProgramError> {
         let start = Instant::now();
         let bytes = fs::read(path).map_err(|source| ProgramError::Read {
             path: path.to_path_buf(),
@@ -386,7 +416,15 @@ impl Program {
             path: path.to_path_buf(),
         })?;
         let kind = detect_kind(path, &text);
-        let cache_file = cache.map(|dir| dir.join(format!("{}.bin", cache_key(kind, &text))));
+        let garble_consts = match consts {
+            Some((declared, values)) => declared.to_garble(values)?,
+            None => HashMap::new(),
+        };
+        let const_text = consts
+            .map(|(_, values)| constants::canonical(values))
+            .unwrap_or_default();
+        let cache_file =
+            cache.map(|dir| dir.join(format!("{}.bin", cache_key(kind, &text, &const_text))));
 
         if let Some(file) = &cache_file
             && let Some(entry) = read_cache(file)
@@ -408,7 +446,7 @@ impl Program {
 
         let program = match kind {
             ProgramKind::Garble => {
-                let (program, circuit) = compile_garble(path, &text)?;
+                let (program, circuit) = compile_garble(path, &text, garble_consts)?;
                 let entry = CachedProgramRef::Garble(&program, &circuit);
                 if let Some(file) = &cache_file {
                     write_cache(file, &entry);
@@ -668,6 +706,46 @@ impl Program {
                     offset += width;
                 }
                 Ok(Outcome::Value(out))
+            }
+        }
+    }
+
+    /// The result as JSON, for `--format json`: Garble's own JSON form of the returned
+    /// `Literal` (as serde writes it, e.g. `{"NumUnsigned":[6,"U32"]}`, the form polytune
+    /// and garble's tooling exchange), or, for a Bristol circuit, the output values as an
+    /// array of hex strings. `None` when the bits hold a panic or do not decode.
+    pub fn result_json(&self, bits: &[bool]) -> Option<serde_json::Value> {
+        if bits.len() != self.circuit.output_regs.len() {
+            return None;
+        }
+        match &self.inner {
+            Inner::Garble { program, .. } => {
+                if bits.first().copied().unwrap_or(true) {
+                    return None;
+                }
+                let literal = catch_unwind(AssertUnwindSafe(|| {
+                    Literal::from_result_bits(
+                        &program.program,
+                        &program.main.ty,
+                        bits,
+                        &program.const_sizes,
+                    )
+                    .ok()
+                }))
+                .ok()
+                .flatten()?;
+                serde_json::to_value(literal).ok()
+            }
+            Inner::Bristol(info) => {
+                let mut values = Vec::with_capacity(info.outputs.len());
+                let mut offset = 0;
+                for &width in &info.outputs {
+                    values.push(serde_json::Value::String(bits_to_hex(
+                        &bits[offset..offset + width],
+                    )));
+                    offset += width;
+                }
+                Some(serde_json::Value::Array(values))
             }
         }
     }
@@ -1152,11 +1230,15 @@ fn detect_kind(path: &Path, text: &str) -> ProgramKind {
 
 /// Compiles Garble source to a register circuit; returns the program (with its circuit field
 /// emptied) and the circuit.
-fn compile_garble(path: &Path, source: &str) -> Result<(GarbleProgram, Circuit), ProgramError> {
+fn compile_garble(
+    path: &Path,
+    source: &str,
+    consts: HashMap<String, HashMap<String, Literal>>,
+) -> Result<(GarbleProgram, Circuit), ProgramError> {
     let options = CompileOptions {
         circuit_kind: CircuitKind::Register,
         optimize_duplicate_gates: true,
-        ..Default::default()
+        consts,
     };
     let compiled = with_big_stack(|| garble_lang::compile_with_options(source, options));
     let mut program = match compiled {
@@ -1309,8 +1391,9 @@ enum CachedProgramRef<'a> {
     Bristol(&'a BristolInfo, &'a Circuit),
 }
 
-/// The cache key: BLAKE3 of the crate versions, compile options, file kind and content.
-fn cache_key(kind: ProgramKind, text: &str) -> String {
+/// The cache key: BLAKE3 of the crate versions, compile options, file kind, content and
+/// party constants.
+fn cache_key(kind: ProgramKind, text: &str, consts: &str) -> String {
     let mut h = blake3::Hasher::new();
     for part in [
         CACHE_FORMAT,
@@ -1324,6 +1407,10 @@ fn cache_key(kind: ProgramKind, text: &str) -> String {
     h.update(&[kind.tag()]);
     h.update(&(text.len() as u64).to_le_bytes());
     h.update(text.as_bytes());
+    if !consts.is_empty() {
+        h.update(&(consts.len() as u64).to_le_bytes());
+        h.update(consts.as_bytes());
+    }
     h.finalize().to_hex().to_string()
 }
 

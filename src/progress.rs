@@ -46,7 +46,7 @@ impl StderrProgress {
             .and_then(|c| c.bar.as_ref())
         {
             Some(bar) => bar.println(format!("{}: {line}", self.who)),
-            None => eprintln!("{}: {line}", self.who),
+            None => eprint_line(&format!("{}: {line}", self.who)),
         }
     }
 
@@ -75,7 +75,7 @@ impl StderrProgress {
                     bar: Some(bar),
                 });
             } else {
-                eprintln!("{}: {message}", self.who);
+                eprint_line(&format!("{}: {message}", self.who));
             }
         }
     }
@@ -88,12 +88,12 @@ impl StderrProgress {
                 bar.finish_and_clear();
             }
             if completed && !self.bars && c.name != "waiting" {
-                eprintln!(
+                eprint_line(&format!(
                     "{}: {} done in {:.3} s",
                     self.who,
                     c.name,
                     c.started.elapsed().as_secs_f64()
-                );
+                ));
             }
         }
     }
@@ -141,9 +141,9 @@ impl Progress for StderrProgress {
             Some(bar)
         } else {
             if total > 0 {
-                eprintln!("{}: {name} ({total} units)", self.who);
+                eprint_line(&format!("{}: {name} ({total} units)", self.who));
             } else {
-                eprintln!("{}: {name}", self.who);
+                eprint_line(&format!("{}: {name}", self.who));
             }
             None
         };
@@ -167,4 +167,14 @@ impl Progress for StderrProgress {
             self.close(&mut current, true);
         }
     }
+}
+
+/// Writes one line to stderr in a single write, so that the lines of processes sharing a
+/// terminal or a log file never interleave mid-line (`eprintln!` writes a line in pieces).
+pub fn eprint_line(line: &str) {
+    use std::io::Write as _;
+    let mut buf = String::with_capacity(line.len() + 1);
+    buf.push_str(line);
+    buf.push('\n');
+    let _ = std::io::stderr().lock().write_all(buf.as_bytes());
 }

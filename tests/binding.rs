@@ -85,7 +85,13 @@ fn run_tampered(source: SourceKind, cheater: usize, plan: TamperPlan) -> Run {
     let fired = channels.iter().chain(dealer.iter()).any(|c| c.fired());
     let results = results
         .into_iter()
-        .map(|r| r.map(|o| o.expect("a party has an outcome").output))
+        .map(|r| {
+            r.map(|o| {
+                o.expect("a party has an outcome")
+                    .output
+                    .expect("every party learns the output")
+            })
+        })
         .collect();
     Run {
         results,
@@ -192,6 +198,7 @@ fn config(me: usize, parties: usize, session: &str, program_hash: [u8; 32]) -> P
         session_id: session_id(session, b""),
         source: SourceKind::Ot,
         chunk_ands: 64,
+        outputs: PartyConfig::all_learn(parties),
     }
 }
 

@@ -439,11 +439,12 @@ fn json_format_prints_one_object_with_the_result() {
         );
         let json: serde_json::Value = serde_json::from_str(&finished.stdout)
             .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{finished}"));
-        let result = &json["result"];
-        assert!(
-            *result == serde_json::json!("6") || *result == serde_json::json!(6),
-            "result is 6\n{finished}"
+        assert_eq!(
+            json["result"],
+            serde_json::json!({"NumUnsigned": [6, "U32"]}),
+            "the result is Garble's JSON value of 6u32\n{finished}"
         );
+        assert_eq!(json["text"], serde_json::json!("6"), "{finished}");
         assert_eq!(json["party"], serde_json::json!(i), "{finished}");
     }
 }

@@ -408,7 +408,7 @@ async fn run_session(url: &str, inputs: [&str; 3], auth: &Auth, seal: bool) -> R
         results: results
             .into_iter()
             .map(|r| match r {
-                Ok(Some(outcome)) => Ok(outcome.output),
+                Ok(Some(outcome)) => outcome.output.ok_or_else(|| "no output".to_string()),
                 Ok(None) => Err("no outcome".into()),
                 Err(e) => Err(e.to_string()),
             })

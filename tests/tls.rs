@@ -340,3 +340,158 @@ fn bad_tls_files_are_usage_errors() {
         text(&out.stderr)
     );
 }
+
+/// `mpc cert` makes everything a TLS relay with mutual TLS needs, and the parties and the
+/// dealer compute through it; a second run reuses the CA and adds a client.
+#[test]
+fn mpc_cert_makes_a_working_private_ca_relay_and_client_certificates() {
+    let dir = tempfile::tempdir().expect("temporary directory");
+    let out_dir = dir.path().join("pki");
+    let path = |file: &str| out_dir.join(file).display().to_string();
+    let made = finish(spawn(&[
+        "cert".into(),
+        "--out".into(),
+        out_dir.display().to_string(),
+        "--host".into(),
+        "127.0.0.1".into(),
+        "--host".into(),
+        "localhost".into(),
+        "--client".into(),
+        "parties".into(),
+    ]));
+    assert!(made.status.success(), "{}", text(&made.stderr));
+    assert!(
+        text(&made.stderr).contains("--tls-cert"),
+        "{}",
+        text(&made.stderr)
+    );
+    #[cfg(unix)]
+    for key in ["ca.key", "relay.key", "client-parties.key"] {
+        use std::os::unix::fs::PermissionsExt as _;
+        let mode = std::fs::metadata(path(key))
+            .expect("key file")
+            .permissions()
+            .mode();
+        assert_eq!(
+            mode & 0o777,
+            0o600,
+            "{key} must be readable by its owner only"
+        );
+    }
+
+    let port = free_port();
+    let _relay = Running(spawn(&[
+        "serve".into(),
+        "--listen".into(),
+        format!("127.0.0.1:{port}"),
+        "--tls-cert".into(),
+        path("relay.pem"),
+        "--tls-key".into(),
+        path("relay.key"),
+        "--client-ca".into(),
+        path("ca.pem"),
+    ]));
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while TcpStream::connect(("127.0.0.1", port)).is_err() {
+        assert!(Instant::now() < deadline, "the relay did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let url = format!("https://127.0.0.1:{port}");
+    let outputs = compute("mpc-cert", |_| {
+        vec![
+            url.clone(),
+            "--ca-cert".into(),
+            path("ca.pem"),
+            "--cert".into(),
+            path("client-parties.pem"),
+            "--key".into(),
+            path("client-parties.key"),
+        ]
+    });
+    assert_computed(&outputs);
+
+    // Again on the same folder: the CA stays, existing files are not replaced.
+    let ca_before = std::fs::read(path("ca.pem")).expect("ca.pem");
+    let again = finish(spawn(&[
+        "cert".into(),
+        "--out".into(),
+        out_dir.display().to_string(),
+        "--client".into(),
+        "late".into(),
+    ]));
+    assert!(again.status.success(), "{}", text(&again.stderr));
+    assert_eq!(std::fs::read(path("ca.pem")).expect("ca.pem"), ca_before);
+    let late = refused_or_computed_with(
+        &url,
+        &path("ca.pem"),
+        &path("client-late.pem"),
+        &path("client-late.key"),
+    );
+    assert!(
+        late,
+        "a client certificate issued later by the same CA is admitted"
+    );
+    let clash = finish(spawn(&[
+        "cert".into(),
+        "--out".into(),
+        out_dir.display().to_string(),
+        "--host".into(),
+        "127.0.0.1".into(),
+    ]));
+    assert_eq!(clash.status.code(), Some(2), "{}", text(&clash.stderr));
+    assert!(
+        text(&clash.stderr).contains("--force"),
+        "{}",
+        text(&clash.stderr)
+    );
+}
+
+/// One party with a client certificate against a mutual-TLS relay: whether it got past TLS
+/// (it then waits for its peers, so it is stopped by its short timeout with exit 1 and a
+/// message about the other parties, not about TLS).
+fn refused_or_computed_with(url: &str, ca: &str, cert: &str, key: &str) -> bool {
+    let out = finish(spawn(&[
+        "party".into(),
+        url.into(),
+        "--session".into(),
+        "late-client".into(),
+        "--program".into(),
+        program(),
+        "--party".into(),
+        "0".into(),
+        "--input".into(),
+        "1u32".into(),
+        "--timeout".into(),
+        "2s".into(),
+        "--ca-cert".into(),
+        ca.into(),
+        "--cert".into(),
+        cert.into(),
+        "--key".into(),
+        key.into(),
+    ]));
+    let stderr = text(&out.stderr);
+    eprintln!("late client: {}", stderr.trim());
+    stderr.contains("1/3 parties joined") && !stderr.to_lowercase().contains("certificate")
+}
+
+/// The quick self-signed certificate people make first (a CA certificate) is refused when
+/// the relay starts, with a message that says why and names `mpc cert`.
+#[test]
+fn a_ca_certificate_as_the_relay_certificate_is_refused_naming_mpc_cert() {
+    let pki = Pki::new();
+    let out = finish(spawn(&[
+        "serve".into(),
+        "--listen".into(),
+        "127.0.0.1:0".into(),
+        "--tls-cert".into(),
+        pki.path("ca.pem"),
+        "--tls-key".into(),
+        pki.path("server.key"),
+    ]));
+    let stderr = text(&out.stderr);
+    assert!(!out.status.success(), "{stderr}");
+    assert!(stderr.contains("is a CA certificate"), "{stderr}");
+    assert!(stderr.contains("mpc cert"), "{stderr}");
+    assert!(!stderr.contains("listening on"), "{stderr}");
+}

@@ -77,11 +77,15 @@ pub enum Phase {
     Bucketing = 17,
     /// Key agreement for end-to-end sealing.
     KeyExchange = 18,
+    /// Each party's Garble constants (`PARTY_i::NAME`), exchanged before compiling.
+    Constants = 19,
+    /// An output party's notice to a party that does not learn the result: it has it.
+    OutputDone = 20,
 }
 
 impl Phase {
     /// Every phase, for decoding tags and for tests that tamper with each phase in turn.
-    pub const ALL: [Phase; 18] = [
+    pub const ALL: [Phase; 20] = [
         Phase::Handshake,
         Phase::DealerRequest,
         Phase::DealerMaterial,
@@ -100,6 +104,8 @@ impl Phase {
         Phase::LeakyAnd,
         Phase::Bucketing,
         Phase::KeyExchange,
+        Phase::Constants,
+        Phase::OutputDone,
     ];
 
     /// The human-readable name used in logs, progress and errors.
@@ -123,6 +129,8 @@ impl Phase {
             Phase::LeakyAnd => "leaky AND",
             Phase::Bucketing => "bucketing",
             Phase::KeyExchange => "key exchange",
+            Phase::Constants => "party constants",
+            Phase::OutputDone => "output notice",
         }
     }
 

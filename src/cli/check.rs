@@ -5,9 +5,7 @@
 
 use std::{fs, path::PathBuf};
 
-use anyhow::Context as _;
-
-use crate::program::{Program, Summary};
+use crate::program::Summary;
 
 /// Arguments of `mpc check`.
 #[derive(clap::Args, Debug)]
@@ -20,13 +18,15 @@ pub struct CheckArgs {
     /// panic cannot be exported.
     #[arg(long, value_name = "FILE")]
     pub bristol_out: Option<PathBuf>,
+    /// A party constant the program declares, PARTY_<i>::NAME=VALUE (repeat for several).
+    #[arg(long = "const", value_name = "PARTY_i::NAME=VALUE", value_parser = super::inputs::parse_const)]
+    pub consts: Vec<(String, String)>,
 }
 
 /// Runs `mpc check`: prints the program's summary on stdout, or fails with garble's pretty
 /// compile error.
-pub fn run(args: CheckArgs) -> anyhow::Result<()> {
-    let (program, report) =
-        Program::load_with_cache(&args.program, None).map_err(anyhow::Error::new)?;
+pub fn run(args: CheckArgs) -> Result<(), super::Failure> {
+    let (program, report) = super::constants::load_with_all(&args.program, &args.consts)?;
     let how = if report.from_cache {
         "loaded from the compile cache"
     } else {
@@ -36,12 +36,12 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     print!("{text}");
     println!("  load time: {:.3} s ({how})", report.elapsed.as_secs_f64());
     if let Some(out) = &args.bristol_out {
-        let bristol = program.to_bristol()?;
-        fs::write(out, &bristol.text).with_context(|| {
-            format!(
-                "cannot write the Bristol Fashion circuit to {}",
+        let bristol = program.to_bristol().map_err(super::Failure::usage)?;
+        fs::write(out, &bristol.text).map_err(|e| {
+            super::Failure::usage(format!(
+                "cannot write the Bristol Fashion circuit to {}: {e}",
                 out.display()
-            )
+            ))
         })?;
         println!(
             "  bristol fashion: {} ({} gates, {} AND, {} wires)",

@@ -71,6 +71,11 @@ pub struct ConnectArgs {
     #[arg(long, value_name = "FILE", conflicts_with = "roster")]
     pub secret_file: Option<PathBuf>,
 
+    /// The shared secret itself, normally from the environment: a value typed here shows
+    /// in `ps` and the shell's history. --secret-file takes precedence.
+    #[arg(long, value_name = "SECRET", env = SECRET_ENV, hide_env_values = true)]
+    pub secret: Option<String>,
+
     /// Trust only this CA certificate (PEM) for https:// URLs (the relay, or peers in
     /// direct mode) instead of the system's roots: for certificates from a private CA.
     #[arg(long, value_name = "FILE")]
@@ -333,11 +338,10 @@ fn plan(args: &ConnectArgs, role: &Role) -> Result<Plan, Failure> {
 /// How this participant authenticates the others: a roster and its identity, a shared
 /// secret, or nothing.
 fn authentication(args: &ConnectArgs, role: &Role) -> Result<Auth, Failure> {
-    let env_secret = std::env::var_os(SECRET_ENV);
-    let secret = match (&args.secret_file, &env_secret) {
+    let secret = match (&args.secret_file, &args.secret) {
         (Some(path), _) => Some(Secret::from_file(path).map_err(Failure::usage)?),
         (None, Some(value)) => {
-            Some(Secret::new(value.as_encoded_bytes(), SECRET_ENV).map_err(Failure::usage)?)
+            Some(Secret::new(value.as_bytes(), SECRET_ENV).map_err(Failure::usage)?)
         }
         (None, None) => None,
     };
@@ -345,7 +349,7 @@ fn authentication(args: &ConnectArgs, role: &Role) -> Result<Auth, Failure> {
         (Some(roster_path), Some(identity_path)) => {
             if secret.is_some() {
                 return Err(Failure::usage(format!(
-                    "--roster already authenticates every participant; unset {SECRET_ENV} (a \
+                    "--roster already authenticates every participant; unset {SECRET_ENV} or drop --secret (a \
                      shared secret cannot be combined with a roster)"
                 )));
             }

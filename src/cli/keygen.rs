@@ -26,12 +26,12 @@ pub fn run(args: KeygenArgs) -> Result<(), Failure> {
         .write(&args.file, args.force)
         .map_err(Failure::usage)?;
     println!("{}", identity.public());
-    eprintln!(
+    crate::progress::eprint_line(&format!(
         "wrote the secret key to {} and the public key to {}; put the public key in the \
          roster as `SEAT {}` and keep the secret key private",
         args.file.display(),
         public_path.display(),
         identity.public()
-    );
+    ));
     Ok(())
 }

@@ -1,13 +1,18 @@
 //! The command line: one file per subcommand. Each subcommand returns a [`Failure`] that
 //! carries the exit code a script sees.
 
+pub mod cert;
 pub mod check;
 pub mod connect;
+pub mod constants;
+pub mod inputs;
 pub mod keygen;
+pub mod logging;
 pub mod party;
 pub mod pre;
 pub mod run;
 pub mod serve;
+pub mod units;
 
 use std::fmt;
 use std::time::Duration;
@@ -52,8 +57,27 @@ impl Failure {
 
 impl From<anyhow::Error> for Failure {
     fn from(e: anyhow::Error) -> Self {
-        Failure::protocol(format!("{e:#}"))
+        Failure::protocol(describe_chain(e.chain()))
     }
+}
+
+/// An error and its causes on one line, each cause once: many errors already print their
+/// source in their own message, and repeating it ("cannot listen on ...: Address already in
+/// use: Address already in use") only makes the line harder to read.
+pub fn describe_chain<'a>(
+    chain: impl Iterator<Item = &'a (dyn std::error::Error + 'static)>,
+) -> String {
+    let mut line = String::new();
+    for cause in chain {
+        let text = cause.to_string();
+        if line.is_empty() {
+            line = text;
+        } else if !line.contains(&text) {
+            line.push_str(": ");
+            line.push_str(&text);
+        }
+    }
+    line
 }
 
 /// Parses a duration in seconds for `--timeout`.
@@ -82,4 +106,26 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_cause_is_printed_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::AddrInUse, "Address already in use");
+        let e = anyhow::Error::new(io)
+            .context("cannot listen on 127.0.0.1:8000: Address already in use")
+            .context("the relay stopped");
+        assert_eq!(
+            Failure::from(e).message,
+            "the relay stopped: cannot listen on 127.0.0.1:8000: Address already in use"
+        );
+        let e = anyhow::anyhow!("connection refused").context("cannot reach the relay");
+        assert_eq!(
+            Failure::from(e).message,
+            "cannot reach the relay: connection refused"
+        );
+    }
 }

@@ -1,5 +1,6 @@
-//! `mpc party`: one computing party. Compiles the program, joins the session, runs the
-//! protocol with the others and prints the result alone on stdout.
+//! `mpc party`: one computing party. Compiles the program (after swapping party constants
+//! with the others, when it has some), joins the session, runs the protocol with the others
+//! and prints the result alone on stdout (output parties only).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -8,11 +9,11 @@ use crate::channel::Channel;
 use crate::engine::preprocess::SourceKind;
 use crate::engine::protocol::DEFAULT_CHUNK_ANDS;
 use crate::engine::{PartyConfig, run_party};
-use crate::program::{Outcome, Program};
+use crate::program::{DeclaredConstants, Outcome, Program};
 use crate::progress::StderrProgress;
 
 use super::connect::{self, ConnectArgs, Role};
-use super::{Failure, Format, exit, parse_secs};
+use super::{Failure, Format, exit};
 
 /// Arguments of `mpc party`.
 #[derive(clap::Args, Debug)]
@@ -30,14 +31,33 @@ pub struct PartyArgs {
     #[arg(long)]
     pub party: usize,
     /// This party's input: a Garble literal of its parameter's type (e.g. `2u32`), or hex
-    /// for a Bristol circuit.
-    #[arg(long)]
-    pub input: String,
+    /// for a Bristol circuit. Visible to other users in `ps`: prefer --input-file for a
+    /// private input.
+    #[arg(
+        long,
+        required_unless_present = "input_file",
+        conflicts_with = "input_file"
+    )]
+    pub input: Option<String>,
+    /// Read this party's input from FILE (`-`: standard input), so that it shows neither in
+    /// `ps` nor in the shell's history.
+    #[arg(long, value_name = "FILE")]
+    pub input_file: Option<PathBuf>,
+    /// Set this party's Garble constant PARTY_<i>::NAME (the program declares it, e.g.
+    /// `const ROWS: usize = PARTY_0::ROWS;`); repeat for several. The parties swap their
+    /// constants before compiling.
+    #[arg(long = "const", value_name = "NAME=VALUE", value_parser = super::inputs::parse_const)]
+    pub consts: Vec<(String, String)>,
+    /// The parties that learn the result, e.g. `0,2` (default: every party). The others
+    /// print nothing on stdout and exit 0 once the output parties have the result. All
+    /// parties must give the same list.
+    #[arg(long, value_delimiter = ',', value_name = "PARTIES")]
+    pub outputs: Vec<usize>,
     /// The evaluating party (all parties must agree).
     #[arg(long, default_value_t = 0)]
     pub evaluator: usize,
     /// How long to wait for the other parties and for each message, in seconds.
-    #[arg(long, default_value = "300", value_parser = parse_secs)]
+    #[arg(long, default_value = "300", value_parser = super::units::duration)]
     pub timeout: Duration,
     /// Output format on stdout.
     #[arg(long, value_enum, default_value = "text")]
@@ -63,19 +83,61 @@ pub struct PartyArgs {
 pub async fn run(args: PartyArgs) -> Result<(), Failure> {
     let who = format!("party {}", args.party);
     let progress = StderrProgress::new(&who, args.quiet);
-    let (program, report) =
-        Program::load_with_cache(&args.program, None).map_err(Failure::usage)?;
-    progress.note(&format!(
-        "{} {} in {:.3} s",
-        if report.from_cache {
-            "loaded cached"
-        } else {
-            "compiled"
-        },
-        args.program.display(),
-        report.elapsed.as_secs_f64()
-    ));
-    let n = program.parties();
+    let literal = match (&args.input, &args.input_file) {
+        (Some(text), _) => text.clone(),
+        (None, Some(path)) => super::inputs::read_input_file(path)?,
+        (None, None) => return Err(Failure::usage("give --input or --input-file")),
+    };
+    let declared = DeclaredConstants::of(&args.program).map_err(Failure::usage)?;
+    match declared {
+        None => {
+            if let Some((name, _)) = args.consts.first() {
+                return Err(Failure::usage(format!(
+                    "--const {name}: {} declares no party constants",
+                    args.program.display()
+                )));
+            }
+            let loaded = Program::load_with_cache(&args.program, None).map_err(Failure::usage)?;
+            let n = loaded.0.parties();
+            check_indices(&args, n)?;
+            // A typo in the input is found before anyone waits for this party.
+            loaded
+                .0
+                .parse_input(args.party, &literal)
+                .map_err(Failure::usage)?;
+            let ch = join(&args, n, &progress).await?;
+            compute(&args, &ch, loaded, &literal, &progress).await
+        }
+        Some(declared) => {
+            let n = declared.parties();
+            check_indices(&args, n)?;
+            let mine = super::constants::own(&declared, args.party, &args.consts)?;
+            let ch = join(&args, n, &progress).await?;
+            let all = match super::constants::exchange(&ch, args.party, &declared, mine).await {
+                Ok(all) => all,
+                Err(failure) => {
+                    ch.abort(&format!("party {} stopped: party constants", args.party))
+                        .await;
+                    connect::leave(&ch).await;
+                    return Err(failure);
+                }
+            };
+            let loaded = match Program::load_with_constants(&args.program, None, &declared, &all) {
+                Ok(loaded) => loaded,
+                Err(e) => {
+                    ch.abort(&format!("party {} stopped: cannot compile", args.party))
+                        .await;
+                    connect::leave(&ch).await;
+                    return Err(Failure::usage(e));
+                }
+            };
+            compute(&args, &ch, loaded, &literal, &progress).await
+        }
+    }
+}
+
+/// Checks --party, --evaluator, --outputs and --chunk-ands against the party count.
+fn check_indices(args: &PartyArgs, n: usize) -> Result<(), Failure> {
     if args.party >= n {
         return Err(Failure::usage(format!(
             "--party {} does not exist: {} takes inputs from {n} parties (0..{})",
@@ -90,15 +152,67 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
             args.evaluator
         )));
     }
+    output_parties(&args.outputs, n)?;
     if args.chunk_ands == 0 {
         return Err(Failure::usage("--chunk-ands must be at least 1"));
     }
-    let input = program
-        .parse_input(args.party, &args.input)
-        .map_err(Failure::usage)?;
+    Ok(())
+}
 
+/// The sorted output parties from `--outputs` (empty: every party).
+pub fn output_parties(given: &[usize], n: usize) -> Result<Vec<usize>, Failure> {
+    if given.is_empty() {
+        return Ok(PartyConfig::all_learn(n));
+    }
+    if let Some(p) = given.iter().find(|&&p| p >= n) {
+        return Err(Failure::usage(format!(
+            "--outputs names party {p}, which does not exist in a session of {n} parties"
+        )));
+    }
+    let mut parties = given.to_vec();
+    parties.sort_unstable();
+    parties.dedup();
+    Ok(parties)
+}
+
+/// Joins the session as party `args.party` of `n`.
+async fn join(
+    args: &PartyArgs,
+    n: usize,
+    progress: &StderrProgress,
+) -> Result<connect::SessionChannel, Failure> {
     let role = Role::party(args.party, n, &args.session, args.timeout, args.dealer);
-    let ch = connect::connect(&args.connect, &role, &progress).await?;
+    connect::connect(&args.connect, &role, progress).await
+}
+
+/// Runs the protocol on a compiled program and prints the result.
+async fn compute(
+    args: &PartyArgs,
+    ch: &connect::SessionChannel,
+    (program, report): (Program, crate::program::LoadReport),
+    literal: &str,
+    progress: &StderrProgress,
+) -> Result<(), Failure> {
+    progress.note(&format!(
+        "{} {} in {:.3} s",
+        if report.from_cache {
+            "loaded cached"
+        } else {
+            "compiled"
+        },
+        args.program.display(),
+        report.elapsed.as_secs_f64()
+    ));
+    let n = program.parties();
+    let input = match program.parse_input(args.party, literal) {
+        Ok(input) => input,
+        Err(e) => {
+            ch.abort(&format!("party {} stopped: invalid input", args.party))
+                .await;
+            connect::leave(ch).await;
+            return Err(Failure::usage(e));
+        }
+    };
     let source = if args.dealer {
         SourceKind::Dealer
     } else {
@@ -113,61 +227,85 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
         session_id: crate::engine::session_id(&args.session, ch.transport().roster_hash()),
         source,
         chunk_ands: args.chunk_ands,
+        outputs: output_parties(&args.outputs, n)?,
     };
     let started = Instant::now();
-    let result = run_party(&ch, &cfg, program.circuit(), &input, &progress).await;
+    let result = run_party(ch, &cfg, program.circuit(), &input, progress).await;
     progress.clear();
     let outcome = match result {
         Ok(outcome) => outcome,
         Err(e) => {
             ch.abort(&format!("party {} stopped: {}", args.party, e.notice()))
                 .await;
-            connect::leave(&ch).await;
+            connect::leave(ch).await;
             return Err(Failure::protocol(e));
         }
     };
-    connect::leave(&ch).await;
+    connect::leave(ch).await;
     let elapsed = started.elapsed();
     progress.note(&format!(
-        "computed {} AND gates in {:.3} s, sent {} bytes",
+        "computed {} AND gates in {:.3} s, sent {}",
         outcome.stats.and_gates,
         elapsed.as_secs_f64(),
-        outcome.stats.bytes_sent
+        indicatif::HumanBytes(outcome.stats.bytes_sent)
     ));
-    let formatted = program
-        .format_output(&outcome.output)
-        .map_err(Failure::protocol)?;
+    let Some(bits) = outcome.output else {
+        progress.note("the output parties have the result; this party does not learn it");
+        return Ok(());
+    };
     let mut stats = outcome.stats;
     stats.peak_rss_bytes = super::peak_rss_bytes();
-    print_outcome(&formatted, args.format, Some(args.party), &stats, None)
+    let result = Report {
+        outcome: program.format_output(&bits).map_err(Failure::protocol)?,
+        json: program.result_json(&bits),
+        party: Some(args.party),
+        stats,
+        bytes_sent_per_party: None,
+    };
+    result.print(args.format)
 }
 
-/// Prints a result on stdout (or a panic on stderr, exiting 70).
-pub fn print_outcome(
-    outcome: &Outcome,
-    format: Format,
-    party: Option<usize>,
-    stats: &crate::engine::Stats,
-    per_party_bytes: Option<Vec<u64>>,
-) -> Result<(), Failure> {
-    match outcome {
-        Outcome::Value(v) => {
-            match format {
-                Format::Text => println!("{v}"),
-                Format::Json => {
-                    let mut json =
-                        serde_json::json!({ "result": v, "party": party, "stats": stats });
-                    if let Some(bytes) = per_party_bytes {
-                        json["bytes_sent_per_party"] = serde_json::json!(bytes);
+/// A result as `mpc party` and `mpc run` print it.
+pub struct Report {
+    /// The decoded output (or panic).
+    pub outcome: Outcome,
+    /// The output as Garble's JSON value ([`Program::result_json`]).
+    pub json: Option<serde_json::Value>,
+    /// The party that computed it (`None` for `mpc run`).
+    pub party: Option<usize>,
+    /// Figures about the run.
+    pub stats: crate::engine::Stats,
+    /// Bytes each party sent (`mpc run` knows them all).
+    pub bytes_sent_per_party: Option<Vec<u64>>,
+}
+
+impl Report {
+    /// Prints the result on stdout: the Garble literal alone (`text`), or one JSON object
+    /// with the same keys for `run` and `party`: `result` (Garble's JSON value), `text`
+    /// (the literal), `party`, `stats` and `bytes_sent_per_party`. A panic goes to stderr
+    /// with exit code 70.
+    pub fn print(&self, format: Format) -> Result<(), Failure> {
+        match &self.outcome {
+            Outcome::Value(text) => {
+                match format {
+                    Format::Text => println!("{text}"),
+                    Format::Json => {
+                        let json = serde_json::json!({
+                            "result": self.json.clone().unwrap_or(serde_json::Value::Null),
+                            "text": text,
+                            "party": self.party,
+                            "stats": self.stats,
+                            "bytes_sent_per_party": self.bytes_sent_per_party,
+                        });
+                        println!("{json}");
                     }
-                    println!("{json}");
                 }
+                Ok(())
             }
-            Ok(())
+            Outcome::Panic(p) => Err(Failure {
+                code: exit::PANIC,
+                message: p.trim_end().to_string(),
+            }),
         }
-        Outcome::Panic(p) => Err(Failure {
-            code: exit::PANIC,
-            message: p.trim_end().to_string(),
-        }),
     }
 }

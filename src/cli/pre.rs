@@ -7,8 +7,8 @@ use crate::channel::Channel;
 use crate::engine::preprocess::dealer::run_dealer;
 use crate::progress::StderrProgress;
 
+use super::Failure;
 use super::connect::{self, ConnectArgs, Role};
-use super::{Failure, parse_secs};
 
 /// Arguments of `mpc pre`.
 #[derive(clap::Args, Debug)]
@@ -24,7 +24,7 @@ pub struct PreArgs {
     #[arg(long)]
     pub parties: usize,
     /// How long to wait for the parties and for each message, in seconds.
-    #[arg(long, default_value = "300", value_parser = parse_secs)]
+    #[arg(long, default_value = "300", value_parser = super::units::duration)]
     pub timeout: Duration,
     /// No progress output on stderr.
     #[arg(long, short)]
@@ -49,11 +49,11 @@ pub async fn run(args: PreArgs) -> Result<(), Failure> {
     match result {
         Ok(summary) => {
             progress.note(&format!(
-                "dealt {} AND triples and {} input bits to {} parties ({} bytes) in {:.3} s",
+                "dealt {} AND triples and {} input bits to {} parties ({}) in {:.3} s",
                 summary.ands,
                 summary.inputs,
                 summary.parties,
-                summary.bytes_sent,
+                indicatif::HumanBytes(summary.bytes_sent),
                 started.elapsed().as_secs_f64()
             ));
             connect::leave(&ch).await;

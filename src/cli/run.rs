@@ -6,9 +6,9 @@ use std::time::Instant;
 
 use crate::engine::Stats;
 use crate::local::{LocalOptions, run_local};
-use crate::program::Program;
 
-use super::party::print_outcome;
+use super::inputs::InputSource;
+use super::party::{Report, output_parties};
 use super::{Failure, Format};
 
 /// Arguments of `mpc run`.
@@ -16,9 +16,24 @@ use super::{Failure, Format};
 pub struct RunArgs {
     /// The program: Garble source or a Bristol Fashion circuit.
     pub program: PathBuf,
-    /// One input per party, in party order.
-    #[arg(long = "input", required = true)]
+    /// A party's input literal; give one per party, in party order (mixed freely with
+    /// --input-file: their order on the command line is the party order).
+    #[arg(long = "input", value_name = "LIT")]
     pub inputs: Vec<String>,
+    /// A party's input, read from FILE (`-`: standard input, for one party).
+    #[arg(long = "input-file", value_name = "FILE")]
+    pub input_files: Vec<PathBuf>,
+    /// Every party's input in party order, filled in from the command line's order by the
+    /// caller (see [`super::inputs::in_command_line_order`]).
+    #[arg(skip)]
+    pub ordered_inputs: Vec<InputSource>,
+    /// A party constant, PARTY_<i>::NAME=VALUE (repeat for several).
+    #[arg(long = "const", value_name = "PARTY_i::NAME=VALUE", value_parser = super::inputs::parse_const)]
+    pub consts: Vec<(String, String)>,
+    /// The parties that learn the result, e.g. `0,2` (default: every party); the result
+    /// printed is theirs.
+    #[arg(long, value_delimiter = ',', value_name = "PARTIES")]
+    pub outputs: Vec<usize>,
     /// The evaluating party.
     #[arg(long, default_value_t = 0)]
     pub evaluator: usize,
@@ -35,13 +50,23 @@ pub struct RunArgs {
 
 /// Runs all parties locally.
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
-    let (program, _) = Program::load_with_cache(&args.program, None).map_err(Failure::usage)?;
+    let (program, _) = super::constants::load_with_all(&args.program, &args.consts)?;
     let n = program.parties();
-    if args.inputs.len() != n {
+    let sources = if args.ordered_inputs.is_empty() {
+        args.inputs
+            .iter()
+            .cloned()
+            .map(InputSource::Literal)
+            .chain(args.input_files.iter().cloned().map(InputSource::File))
+            .collect()
+    } else {
+        args.ordered_inputs.clone()
+    };
+    if sources.len() != n {
         return Err(Failure::usage(format!(
-            "{} takes inputs from {n} parties, but {} --input were given",
+            "{} takes inputs from {n} parties, but {} were given (--input or --input-file, one per party)",
             args.program.display(),
-            args.inputs.len()
+            sources.len()
         )));
     }
     if args.evaluator >= n {
@@ -53,13 +78,12 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     if args.chunk_ands == 0 {
         return Err(Failure::usage("--chunk-ands must be at least 1"));
     }
-    let inputs = args
-        .inputs
-        .iter()
-        .enumerate()
-        .map(|(p, lit)| program.parse_input(p, lit))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(Failure::usage)?;
+    let outputs = output_parties(&args.outputs, n)?;
+    let mut inputs = Vec::with_capacity(n);
+    for (p, source) in sources.iter().enumerate() {
+        let literal = source.read()?;
+        inputs.push(program.parse_input(p, &literal).map_err(Failure::usage)?);
+    }
     let opts = LocalOptions {
         evaluator: args.evaluator,
         chunk_ands: args.chunk_ands,
@@ -68,6 +92,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         } else {
             crate::engine::preprocess::SourceKind::Dealer
         },
+        outputs: Some(outputs.clone()),
         ..LocalOptions::default()
     };
     let started = Instant::now();
@@ -75,8 +100,13 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         .await
         .map_err(Failure::protocol)?;
     let elapsed = started.elapsed();
-    let first = &outcomes[0].output;
-    if outcomes.iter().any(|o| &o.output != first) {
+    let learned: Vec<&Vec<bool>> = outcomes.iter().filter_map(|o| o.output.as_ref()).collect();
+    let (Some(first), true) = (learned.first(), learned.len() == outputs.len()) else {
+        return Err(Failure::protocol(
+            "the output parties did not all learn the result (this is a bug in mpc, please report it)",
+        ));
+    };
+    if learned.iter().any(|o| o != first) {
         return Err(Failure::protocol(
             "the parties computed different outputs (this is a bug in mpc, please report it)",
         ));
@@ -85,7 +115,12 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     stats.bytes_sent = outcomes.iter().map(|o| o.stats.bytes_sent).sum();
     stats.record("total", elapsed);
     stats.peak_rss_bytes = super::peak_rss_bytes();
-    let formatted = program.format_output(first).map_err(Failure::protocol)?;
-    let per_party = outcomes.iter().map(|o| o.stats.bytes_sent).collect();
-    print_outcome(&formatted, args.format, None, &stats, Some(per_party))
+    Report {
+        outcome: program.format_output(first).map_err(Failure::protocol)?,
+        json: program.result_json(first),
+        party: None,
+        stats,
+        bytes_sent_per_party: Some(outcomes.iter().map(|o| o.stats.bytes_sent).collect()),
+    }
+    .print(args.format)
 }

@@ -93,13 +93,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
     } else {
         ""
     };
-    eprintln!(
+    crate::progress::eprint_line(&format!(
         "mpc relay {} listening on {} (message limit {} bytes, sessions expire after {} s idle{client_auth})",
         env!("CARGO_PKG_VERSION"),
         relay.url(),
         config.max_message,
         config.session_ttl.as_secs()
-    );
+    ));
     relay
         .run(async {
             if let Err(err) = tokio::signal::ctrl_c().await {
@@ -109,6 +109,6 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         })
         .await
         .context("the relay stopped")?;
-    eprintln!("mpc relay stopped");
+    crate::progress::eprint_line("mpc relay stopped");
     Ok(())
 }

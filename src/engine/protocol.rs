@@ -61,13 +61,29 @@ pub struct PartyConfig {
     pub source: SourceKind,
     /// AND gates per chunk (memory bound vs. rounds).
     pub chunk_ands: usize,
+    /// The parties that learn the result (sorted, no repeats; every party by default, see
+    /// [`PartyConfig::all_learn`]). The others get nothing from the output phase but a
+    /// notice that the output parties have their result.
+    pub outputs: Vec<usize>,
+}
+
+impl PartyConfig {
+    /// Every party index of a session of `parties`, for [`PartyConfig::outputs`].
+    pub fn all_learn(parties: usize) -> Vec<usize> {
+        (0..parties).collect()
+    }
+
+    fn learns(&self, party: usize) -> bool {
+        self.outputs.binary_search(&party).is_ok()
+    }
 }
 
 /// The result of a successful run.
 #[derive(Debug, Clone)]
 pub struct PartyOutcome {
-    /// The circuit's output bits.
-    pub output: Vec<bool>,
+    /// The circuit's output bits; `None` for a party that is not among
+    /// [`PartyConfig::outputs`].
+    pub output: Option<Vec<bool>>,
     /// Figures about the run.
     pub stats: Stats,
 }
@@ -149,6 +165,13 @@ fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), 
             cfg.me, cfg.evaluator
         )));
     }
+    let sorted = cfg.outputs.windows(2).all(|w| w[0] < w[1]);
+    if cfg.outputs.is_empty() || !sorted || cfg.outputs.iter().any(|&p| p >= n) {
+        return Err(EngineError::Setup(format!(
+            "the output parties {:?} must be distinct party indices below {n}, at least one",
+            cfg.outputs
+        )));
+    }
     if circuit.input_regs.len() != n {
         return Err(EngineError::Setup(format!(
             "the program takes inputs from {} parties, but the session has {n}",
@@ -181,8 +204,28 @@ fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), 
 }
 
 const HANDSHAKE_MAGIC: &[u8; 4] = b"MPCh";
-const HANDSHAKE_VERSION: u8 = 2;
-const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4 + 32 + 32;
+/// What an output party tells the others once it has checked its result.
+const OUTPUT_DONE: &[u8] = b"output received";
+const HANDSHAKE_VERSION: u8 = 3;
+const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4 + 32 + 32 + OUTPUTS_LEN;
+/// The output parties as a bitmap of [`MAX_PARTIES`] bits.
+const OUTPUTS_LEN: usize = MAX_PARTIES / 8;
+
+fn outputs_bitmap(outputs: &[usize]) -> [u8; OUTPUTS_LEN] {
+    let mut map = [0u8; OUTPUTS_LEN];
+    for &p in outputs {
+        map[p / 8] |= 1 << (p % 8);
+    }
+    map
+}
+
+fn describe_outputs(map: &[u8]) -> String {
+    let parties: Vec<String> = (0..map.len() * 8)
+        .filter(|&p| map[p / 8] >> (p % 8) & 1 == 1)
+        .map(|p| p.to_string())
+        .collect();
+    format!("parties {}", parties.join(","))
+}
 
 fn handshake_message(cfg: &PartyConfig, nonce: &[u8; 32]) -> Bytes {
     let mut b = Vec::with_capacity(HANDSHAKE_LEN);
@@ -196,6 +239,7 @@ fn handshake_message(cfg: &PartyConfig, nonce: &[u8; 32]) -> Bytes {
     b.extend_from_slice(&(cfg.chunk_ands as u32).to_le_bytes());
     b.extend_from_slice(&cfg.session_id);
     b.extend_from_slice(nonce);
+    b.extend_from_slice(&outputs_bitmap(&cfg.outputs));
     Bytes::from(b)
 }
 
@@ -209,6 +253,7 @@ fn run_id(cfg: &PartyConfig, nonces: &[[u8; 32]]) -> [u8; 32] {
     h.update(&(cfg.evaluator as u32).to_le_bytes());
     h.update(&[cfg.source.code()]);
     h.update(&(cfg.chunk_ands as u32).to_le_bytes());
+    h.update(&outputs_bitmap(&cfg.outputs));
     for nonce in nonces {
         h.update(nonce);
     }
@@ -247,6 +292,7 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<[u8; 32], En
         let (parties, index, evaluator, source) = (word(37), word(41), word(45), msg[49]);
         let chunk = word(50);
         let (session, nonce) = (&msg[54..86], &msg[86..118]);
+        let outputs = &msg[118..118 + OUTPUTS_LEN];
         if parties as usize != cfg.parties {
             return Err(EngineError::Handshake(format!(
                 "party {j} expects {parties} parties, this party {}",
@@ -276,6 +322,14 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<[u8; 32], En
             return Err(EngineError::Handshake(format!(
                 "party {j} wants party {evaluator} as evaluator, this party wants party {}",
                 cfg.evaluator
+            )));
+        }
+        let my_outputs = outputs_bitmap(&cfg.outputs);
+        if outputs != my_outputs {
+            return Err(EngineError::Handshake(format!(
+                "party {j} lets {} learn the result, this party {}: give every party the same --outputs",
+                describe_outputs(outputs),
+                describe_outputs(&my_outputs)
             )));
         }
         if chunk as usize != cfg.chunk_ands {
@@ -406,7 +460,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         input: &[bool],
         progress: &dyn Progress,
         stats: &mut Stats,
-    ) -> Result<Vec<bool>, EngineError> {
+    ) -> Result<Option<Vec<bool>>, EngineError> {
         let t = Instant::now();
         progress.phase("inputs", 0);
         self.inputs(input).await?;
@@ -1113,8 +1167,9 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(())
     }
 
-    /// The transcript comparison, then the output to every party.
-    async fn outputs(&mut self) -> Result<Vec<bool>, EngineError> {
+    /// The transcript comparison, then the output to the output parties, who then tell the
+    /// others that they have it.
+    async fn outputs(&mut self) -> Result<Option<Vec<bool>>, EngineError> {
         let m = self.m();
         let e = self.cfg.evaluator;
         let others: Vec<usize> = self.slots.others().collect();
@@ -1149,7 +1204,11 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             Bytes::from(msg)
         };
         let ch = self.ch;
-        let sends = futures_util::future::try_join_all(others.iter().map(|&j| {
+        let cfg = self.cfg;
+        let i_learn = cfg.learns(cfg.me);
+        let learners: Vec<usize> = others.iter().copied().filter(|&j| cfg.learns(j)).collect();
+        let sources: &[usize] = if i_learn { &others } else { &[] };
+        let sends = futures_util::future::try_join_all(learners.iter().map(|&j| {
             let labels = self.is_eval.then(|| label_msg(j));
             let shares = share_msg(j);
             async move {
@@ -1160,7 +1219,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             }
         }));
         let is_eval = self.is_eval;
-        let recvs = futures_util::future::try_join_all(others.iter().map(|&j| async move {
+        let recvs = futures_util::future::try_join_all(sources.iter().map(|&j| async move {
             let labels = if j == e && !is_eval {
                 Some(ch.recv(j, Phase::OutputLabels).await?)
             } else {
@@ -1170,6 +1229,24 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             Ok::<_, crate::channel::ChannelError>((labels, shares))
         }));
         let (_, received) = futures_util::future::try_join(sends, recvs).await?;
+        if !i_learn {
+            // Wait for every output party to say it has the result, so that this party's
+            // exit 0 means the computation succeeded.
+            let done = futures_util::future::try_join_all(
+                learners.iter().map(|&j| ch.recv(j, Phase::OutputDone)),
+            )
+            .await?;
+            for (&j, msg) in learners.iter().zip(&done) {
+                if msg.as_ref() != OUTPUT_DONE {
+                    return Err(self.malformed(
+                        j,
+                        Phase::OutputDone,
+                        "not the output notice".into(),
+                    ));
+                }
+            }
+            return Ok(None);
+        }
 
         let mut masked: Vec<bool> = if self.is_eval {
             outs.iter().map(|&r| self.ev_m[r]).collect()
@@ -1177,7 +1254,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             vec![false; outs.len()]
         };
         let mut lambda: Vec<bool> = outs.iter().map(|&r| self.bits[r]).collect();
-        for (&j, (labels, shares)) in others.iter().zip(&received) {
+        for (&j, (labels, shares)) in sources.iter().zip(&received) {
             if let Some(msg) = labels {
                 if msg.len() != nb + 32 {
                     return Err(self.malformed(
@@ -1210,6 +1287,12 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 "its shares of the output masks do not match their MACs",
             )?;
         }
-        Ok(masked.iter().zip(&lambda).map(|(a, b)| a ^ b).collect())
+        let learned = masked.iter().zip(&lambda).map(|(a, b)| a ^ b).collect();
+        let non_learners = others.iter().filter(|&&j| !cfg.learns(j));
+        futures_util::future::try_join_all(
+            non_learners.map(|&j| ch.send(j, Phase::OutputDone, Bytes::from_static(OUTPUT_DONE))),
+        )
+        .await?;
+        Ok(Some(learned))
     }
 }

@@ -53,6 +53,15 @@ pub enum TlsError {
     /// rustls refused the combination (e.g. the key does not match the certificate).
     #[error("invalid TLS setup: {0}")]
     Config(String),
+    /// The server certificate is a CA certificate, which no TLS client accepts as a
+    /// server's own certificate.
+    #[error(
+        "{path} is a CA certificate (basicConstraints CA:TRUE, as `openssl req -x509` makes by default); TLS clients refuse a CA certificate as a server's own certificate even when they trust it. Create a CA and a server certificate signed by it with `mpc cert --out DIR --host NAME`, serve DIR/relay.pem with DIR/relay.key, and give clients --ca-cert DIR/ca.pem"
+    )]
+    CaAsServer {
+        /// The certificate file.
+        path: String,
+    },
 }
 
 /// Installs rustls' `ring` provider as the process default (once; later calls do nothing).
@@ -125,6 +134,11 @@ pub fn load_roots(path: &Path, what: &'static str) -> Result<RootCertStore, TlsE
 pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsError> {
     install_crypto_provider();
     let certs = load_certs(&files.cert, "certificate")?;
+    if is_ca_certificate(&certs[0]) {
+        return Err(TlsError::CaAsServer {
+            path: files.cert.display().to_string(),
+        });
+    }
     let key = load_key(&files.key)?;
     let builder = ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
@@ -153,6 +167,21 @@ pub fn server_config(files: &ServerTlsFiles) -> Result<Arc<ServerConfig>, TlsErr
     })?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];
     Ok(Arc::new(config))
+}
+
+/// Whether a certificate says it is a CA (basicConstraints CA:TRUE). An unparsable one is
+/// left for rustls to judge.
+pub fn is_ca_certificate(cert: &CertificateDer<'_>) -> bool {
+    x509_parser::parse_x509_certificate(cert.as_ref())
+        .ok()
+        .and_then(|(_, parsed)| {
+            parsed
+                .basic_constraints()
+                .ok()
+                .flatten()
+                .map(|bc| bc.value.ca)
+        })
+        .unwrap_or(false)
 }
 
 /// A TLS acceptor for `files`.
@@ -214,6 +243,16 @@ fn client_cert_required(whom: &str) -> String {
 
 fn explain_rustls(err: &rustls::Error, whom: &str) -> String {
     match err {
+        // webpki's CaUsedAsEndEntity reaches rustls only as an "other" certificate error.
+        rustls::Error::InvalidCertificate(rustls::CertificateError::Other(other))
+            if other.to_string().contains("CaUsedAsEndEntity") =>
+        {
+            format!(
+                "{whom} presents a CA certificate as its own, which TLS refuses whatever \
+                 --ca-cert says; its operator should create a CA and a server certificate \
+                 signed by it with `mpc cert --out DIR --host NAME` and serve DIR/relay.pem"
+            )
+        }
         rustls::Error::InvalidCertificate(cert) => {
             use rustls::CertificateError as E;
             let why = match cert {

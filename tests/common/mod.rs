@@ -157,6 +157,16 @@ impl Proc {
         }
     }
 
+    /// Spawns `cmd` and writes `input` to its standard input, then closes it.
+    pub fn spawn_with_stdin(name: impl Into<String>, mut cmd: Command, input: &[u8]) -> Proc {
+        cmd.stdin(Stdio::piped());
+        let mut proc = Proc::spawn(name, cmd);
+        if let Some(mut stdin) = proc.child.as_mut().and_then(|c| c.stdin.take()) {
+            stdin.write_all(input).expect("write to the child's stdin");
+        }
+        proc
+    }
+
     /// Runs `mpc ARGS` to completion (at most `timeout`).
     pub fn run(name: &str, args: &[&str], timeout: Duration) -> Finished {
         Proc::spawn(name, mpc(args)).finish(timeout)

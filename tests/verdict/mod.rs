@@ -46,7 +46,10 @@ pub fn ends(
     let mut out: Vec<End> = results
         .into_iter()
         .map(|r| match r {
-            Ok(Some(o)) => End::Output(o.output),
+            Ok(Some(o)) => End::Output(
+                o.output
+                    .expect("every party learns the output in these tests"),
+            ),
             Ok(None) => End::Dealt,
             Err(e) => End::Failed(e),
         })

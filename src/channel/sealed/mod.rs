@@ -648,9 +648,9 @@ mod throughput {
         }
         let secs = started.elapsed().as_secs_f64();
         let mib = (rounds * 4) as f64;
-        eprintln!(
+        crate::progress::eprint_line(&format!(
             "sealed and opened {mib} MiB in {secs:.3} s: {:.0} MiB/s",
             mib / secs
-        );
+        ));
     }
 }
