@@ -1,0 +1,485 @@
+//! Programs: loading Garble source or Bristol Fashion circuits, compiling them (once, with an
+//! on-disk cache keyed by content) into garble_lang's register circuit, parsing party inputs,
+//! formatting outputs and panics exactly as `garble run` does, and the program hash that the
+//! parties compare in their handshake.
+//!
+//! Nothing here knows about the protocol: the engine only sees [`Program::circuit`], the
+//! bits that [`Program::parse_input`] produces and the bits that it hands back to
+//! [`Program::format_output`].
+//!
+//! # Bristol Fashion circuits
+//!
+//! A `*.txt` or `*.bristol` file whose first line is two numbers (`ngates nwires`) is read as
+//! a [Bristol Fashion](https://nigelsmart.github.io/MPC-Circuits/) circuit; any other file is
+//! Garble source. Input value `i` of the circuit is the input of party `i`, so a circuit with
+//! two input values is a two-party program. Supported gates: `XOR`, `AND`, `INV` (or `NOT`),
+//! `MAND`, `EQW` (a copy) and `EQ` (a constant).
+//!
+//! Inputs and outputs are written as hexadecimal numbers with exactly as many digits as the
+//! value's width needs (`0x` is optional). Bit order: the Bristol Fashion circuits of Nigel
+//! Smart's collection number the wires of a value from its least significant bit, so wire `j`
+//! of an input value is bit `j` of the hex number read as one big-endian integer (the last
+//! hex digit holds wires 0 to 3). With this convention hex in and hex out are in the usual
+//! byte order of the standards: Smart's `aes_128.txt` takes the key as input 0 and the
+//! plaintext as input 1, and key `000102030405060708090a0b0c0d0e0f` with plaintext
+//! `00112233445566778899aabbccddeeff` gives `69c4e0d86a7b0430d8cdb78070b4c55a` (FIPS-197,
+//! appendix C.1); `sha256.txt` (the SHA-256 compression function) takes the 512-bit message
+//! block as input 0 and the 256-bit chaining value as input 1 and outputs the new chaining
+//! value, all as big-endian hex as in FIPS 180-4.
+//!
+//! [`Program::to_bristol`] (`mpc check --bristol-out FILE`) writes any panic-free program as
+//! such a circuit, numbering the bits of each Garble value from the most significant so that
+//! the hex reads like the value's bytes: `programs/aes128.garble.rs` and
+//! `programs/sha256.garble.rs` export to circuits with exactly the interfaces above.
+
+use std::{
+    collections::{HashMap, HashSet},
+    fmt::{self, Write as _},
+    fs,
+    io::{self, Write as _},
+    mem,
+    panic::{AssertUnwindSafe, catch_unwind},
+    path::{Path, PathBuf},
+    time::{Duration, Instant, SystemTime, UNIX_EPOCH},
+};
+
+use garble_lang::{
+    CircuitKind, CompileOptions, CompileTimeError, GarbleProgram, TypedProgram,
+    ast::{Type, Variant},
+    circuit::PANIC_RESULT_SIZE_IN_BITS,
+    circuit_type::CircuitType,
+    eval::EvalError,
+    literal::Literal,
+    register_circuit::{Circuit, Op},
+};
+use serde::{Deserialize, Serialize};
+
+mod bristol;
+mod cache;
+mod compile;
+mod constants;
+mod describe;
+mod error;
+mod values;
+
+pub use cache::default_cache_dir;
+use cache::*;
+use compile::*;
+use describe::*;
+pub use error::ProgramError;
+
+pub use constants::{ConstValues, DeclaredConstants};
+
+pub use bristol::BristolText;
+use bristol::{BristolInfo, Layout, bits_to_hex, hex_to_bits, parse_bristol, write_bristol};
+
+/// The garble_lang version this crate is built against. It is part of the cache key, so that
+/// circuits compiled by another compiler version are never reused; a test checks it against
+/// `Cargo.lock`.
+pub const GARBLE_LANG_VERSION: &str = "0.7.0-alpha.1";
+
+/// What kind of file a program was loaded from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ProgramKind {
+    /// Garble source code, compiled by garble_lang.
+    Garble,
+    /// A Bristol Fashion circuit.
+    Bristol,
+}
+
+impl ProgramKind {
+    fn tag(self) -> u8 {
+        match self {
+            ProgramKind::Garble => 1,
+            ProgramKind::Bristol => 2,
+        }
+    }
+}
+
+impl fmt::Display for ProgramKind {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            ProgramKind::Garble => "Garble program",
+            ProgramKind::Bristol => "Bristol Fashion circuit",
+        })
+    }
+}
+
+/// The result of a computation, decoded from the circuit's output bits.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The program returned this value, formatted as `garble run` prints it (Garble's
+    /// `Literal` display, e.g. `6` for a `u32`), or space-separated hex values for a Bristol
+    /// circuit.
+    Value(String),
+    /// The program panicked (overflow, division by zero, out-of-bounds access). The text is
+    /// exactly what `garble run` writes to stderr for it with `eprintln!`: the reason, the
+    /// line and column, and the highlighted source lines (it ends with a newline).
+    Panic(String),
+}
+
+impl fmt::Display for Outcome {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Outcome::Value(v) => f.write_str(v),
+            Outcome::Panic(p) => f.write_str(p),
+        }
+    }
+}
+
+/// How [`Program::load_with_cache`] obtained the circuit.
+#[derive(Debug, Clone)]
+pub struct LoadReport {
+    /// True when the compiled program came from the cache, false when it was compiled now.
+    pub from_cache: bool,
+    /// Wall time of the load: reading the file and compiling or reading the cache.
+    pub elapsed: Duration,
+    /// The cache file for this program, when a cache directory was used.
+    pub cache_file: Option<PathBuf>,
+}
+
+/// A party's input parameter, for [`Summary`].
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PartyParam {
+    /// Parameter name (`x`, `bids[2]` when `main` takes one array, `input 0` for Bristol).
+    pub name: String,
+    /// The parameter's type as written in Garble, or e.g. `128-bit hex` for Bristol.
+    pub ty: String,
+    /// Number of input bits.
+    pub bits: usize,
+}
+
+/// What `mpc check` prints about a program.
+#[derive(Debug, Clone, Serialize)]
+pub struct Summary {
+    /// The program file.
+    pub path: PathBuf,
+    /// Garble source or Bristol circuit.
+    pub kind: ProgramKind,
+    /// One entry per party, in party order.
+    pub parties: Vec<PartyParam>,
+    /// The output type (Garble return type, or the Bristol output widths).
+    pub output_type: String,
+    /// Bits of the output value (without garble's panic bits).
+    pub output_bits: usize,
+    /// Extra output bits carrying garble's panic information (0 for Bristol circuits).
+    pub panic_bits: usize,
+    /// Number of AND instructions.
+    pub and_gates: usize,
+    /// Number of XOR instructions.
+    pub xor_gates: usize,
+    /// Number of NOT instructions.
+    pub not_gates: usize,
+    /// Maximum number of registers needed to evaluate the circuit.
+    pub max_registers: usize,
+    /// Definitions of the structs and enums used by the parameters and the output, e.g.
+    /// `enum Richer { Party0, Party1, Tie }` (empty for Bristol circuits).
+    pub definitions: Vec<String>,
+}
+
+/// The kind-specific part of a [`Program`].
+enum Inner {
+    Garble {
+        source: String,
+        /// The compiled program with its circuit taken out (kept in [`Program::circuit`]).
+        program: Box<GarbleProgram>,
+    },
+    Bristol(BristolInfo),
+}
+
+/// A loaded program: its register circuit and what is needed to parse inputs and format
+/// outputs. Cheap to share by reference; the engine only needs [`Program::circuit`].
+pub struct Program {
+    path: PathBuf,
+    circuit: Circuit,
+    hash: [u8; 32],
+    inner: Inner,
+}
+
+impl fmt::Debug for Program {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Program")
+            .field("path", &self.path)
+            .field("kind", &self.kind())
+            .field("parties", &self.parties())
+            .field("and_ops", &self.circuit.and_ops)
+            .field("hash", &hex::encode(self.hash))
+            .finish()
+    }
+}
+
+impl Program {
+    /// Loads a program file: `*.txt`/`*.bristol` files whose first line is a Bristol Fashion
+    /// header (`ngates nwires`) are Bristol circuits, any other file is Garble source. The
+    /// compiled circuit (and what is needed to parse inputs and format outputs) is cached by
+    /// content hash in [`default_cache_dir`], so a program is compiled only once.
+    pub fn load(path: &Path) -> Result<Program, ProgramError> {
+        Self::load_with_cache(path, None).map(|(program, _)| program)
+    }
+
+    /// Like [`Program::load`], and reports whether the program was compiled or came from the
+    /// cache, and how long it took. `cache` is the cache directory; `None` means
+    /// [`default_cache_dir`] (no caching when that is unknown too).
+    ///
+    /// A missing, corrupt or unreadable cache entry is never an error: it is recompiled (with
+    /// a warning for a corrupt one) and rewritten atomically. Failing to write the cache is
+    /// only a warning.
+    pub fn load_with_cache(
+        path: &Path,
+        cache: Option<&Path>,
+    ) -> Result<(Program, LoadReport), ProgramError> {
+        match cache {
+            Some(dir) => Self::load_from(path, Some(dir), None),
+            None => Self::load_from(path, default_cache_dir().as_deref(), None),
+        }
+    }
+
+    /// Loads and compiles a program without reading or writing any cache.
+    pub fn load_uncached(path: &Path) -> Result<(Program, LoadReport), ProgramError> {
+        Self::load_from(path, None, None)
+    }
+
+    /// Like [`Program::load_with_cache`] for a program with party constants: `declared` is
+    /// what [`DeclaredConstants::of`] found in it and `values` every party's constants.
+    pub fn load_with_constants(
+        path: &Path,
+        cache: Option<&Path>,
+        declared: &DeclaredConstants,
+        values: &ConstValues,
+    ) -> Result<(Program, LoadReport), ProgramError> {
+        let consts = (declared, values);
+        match cache {
+            Some(dir) => Self::load_from(path, Some(dir), Some(consts)),
+            None => Self::load_from(path, default_cache_dir().as_deref(), Some(consts)),
+        }
+    }
+
+    fn load_from(
+        path: &Path,
+        cache: Option<&Path>,
+        consts: Option<(&DeclaredConstants, &ConstValues)>,
+    ) -> Result<(Program, LoadReport), ProgramError> {
+        let start = Instant::now();
+        let bytes = fs::read(path).map_err(|source| ProgramError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let text = String::from_utf8(bytes).map_err(|_| ProgramError::NotText {
+            path: path.to_path_buf(),
+        })?;
+        let kind = detect_kind(path, &text);
+        let garble_consts = match consts {
+            Some((declared, values)) => declared.to_garble(values)?,
+            None => HashMap::new(),
+        };
+        let const_text = consts
+            .map(|(_, values)| constants::canonical(values))
+            .unwrap_or_default();
+        let cache_file =
+            cache.map(|dir| dir.join(format!("{}.bin", cache_key(kind, &text, &const_text))));
+
+        if let Some(file) = &cache_file
+            && let Some(entry) = read_cache(file)
+        {
+            match Program::from_entry(path, kind, &text, entry) {
+                Ok(program) => {
+                    let report = LoadReport {
+                        from_cache: true,
+                        elapsed: start.elapsed(),
+                        cache_file,
+                    };
+                    return Ok((program, report));
+                }
+                Err(e) => {
+                    tracing::warn!(cache_file = %file.display(), "ignoring unusable compile cache entry ({e}); recompiling");
+                }
+            }
+        }
+
+        let program = match kind {
+            ProgramKind::Garble => {
+                let (program, circuit) = compile_garble(path, &text, garble_consts)?;
+                let entry = CachedProgramRef::Garble(&program, &circuit);
+                if let Some(file) = &cache_file {
+                    write_cache(file, &entry);
+                }
+                Program::new(
+                    path,
+                    circuit,
+                    Inner::Garble {
+                        source: text,
+                        program: Box::new(program),
+                    },
+                )?
+            }
+            ProgramKind::Bristol => {
+                let (info, circuit) = parse_bristol(path, &text)?;
+                if let Some(file) = &cache_file {
+                    write_cache(file, &CachedProgramRef::Bristol(&info, &circuit));
+                }
+                Program::new(path, circuit, Inner::Bristol(info))?
+            }
+        };
+        let report = LoadReport {
+            from_cache: false,
+            elapsed: start.elapsed(),
+            cache_file,
+        };
+        Ok((program, report))
+    }
+
+    /// Builds a program from a cache entry, checking that it fits the file's kind.
+    fn from_entry(
+        path: &Path,
+        kind: ProgramKind,
+        text: &str,
+        entry: CachedProgram,
+    ) -> Result<Program, ProgramError> {
+        let inner_and_circuit = match (kind, entry) {
+            (ProgramKind::Garble, CachedProgram::Garble(program, circuit)) => (
+                Inner::Garble {
+                    source: text.to_string(),
+                    program,
+                },
+                circuit,
+            ),
+            (ProgramKind::Bristol, CachedProgram::Bristol(info, circuit)) => {
+                (Inner::Bristol(info), circuit)
+            }
+            _ => {
+                return Err(ProgramError::InvalidCircuit {
+                    path: path.to_path_buf(),
+                    reason: "cache entry is of the wrong program kind".into(),
+                });
+            }
+        };
+        let (inner, circuit) = inner_and_circuit;
+        Program::new(path, circuit, inner)
+    }
+
+    /// Validates the circuit against the program's signature and computes the hash.
+    fn new(path: &Path, circuit: Circuit, inner: Inner) -> Result<Program, ProgramError> {
+        let invalid = |reason: String| ProgramError::InvalidCircuit {
+            path: path.to_path_buf(),
+            reason,
+        };
+        circuit.validate().map_err(|e| invalid(format!("{e:?}")))?;
+        // The engine relies on the inputs coming first, party by party, bit by bit.
+        let expected_inputs = circuit
+            .input_regs
+            .iter()
+            .enumerate()
+            .flat_map(|(party, &width)| (0..width).map(move |bit| (party, bit)));
+        let mut insts = circuit.insts.iter().enumerate();
+        for (party, bit) in expected_inputs {
+            match insts.next() {
+                Some((_, inst))
+                    if matches!(inst.op, Op::Input(input)
+                        if input.party as usize == party && input.input as usize == bit) => {}
+                _ => {
+                    return Err(invalid(format!(
+                        "the circuit does not start with input bit {bit} of party {party}"
+                    )));
+                }
+            }
+        }
+        if let Some((i, _)) = insts.find(|(_, inst)| matches!(inst.op, Op::Input(_))) {
+            return Err(invalid(format!(
+                "instruction {i} is an input after the first gate"
+            )));
+        }
+        let mut program = Program {
+            path: path.to_path_buf(),
+            circuit,
+            hash: [0; 32],
+            inner,
+        };
+        match &program.inner {
+            Inner::Garble { program: prg, .. } => {
+                if program.circuit.output_regs.len() < PANIC_RESULT_SIZE_IN_BITS {
+                    return Err(invalid(
+                        "the circuit has fewer outputs than garble's panic bits".into(),
+                    ));
+                }
+                for party in 0..program.parties() {
+                    if program.garble_param(prg, party).is_none() {
+                        return Err(invalid(format!(
+                            "the circuit has {} parties but `main` has no parameter for party {party}",
+                            program.parties()
+                        )));
+                    }
+                }
+            }
+            Inner::Bristol(info) => {
+                if info.inputs != program.circuit.input_regs
+                    || info.outputs.iter().sum::<usize>() != program.circuit.output_regs.len()
+                {
+                    return Err(invalid(
+                        "the circuit does not match the Bristol header".into(),
+                    ));
+                }
+            }
+        }
+        program.hash = program.compute_hash();
+        Ok(program)
+    }
+
+    /// The register circuit that the protocol evaluates: `input_regs` per party, `insts`
+    /// (validated: the `Input` instructions come first, party by party and bit by bit, and
+    /// only there; every register is written before it is read), `output_regs`. For Garble programs the first
+    /// [`PANIC_RESULT_SIZE_IN_BITS`] output bits are garble's panic information.
+    pub fn circuit(&self) -> &Circuit {
+        &self.circuit
+    }
+
+    /// Number of parties (one per `main` parameter, or per element when `main` takes a single
+    /// array; one per input value of a Bristol circuit).
+    pub fn parties(&self) -> usize {
+        self.circuit.input_regs.len()
+    }
+
+    /// The file the program was loaded from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Whether this is Garble source or a Bristol circuit.
+    pub fn kind(&self) -> ProgramKind {
+        match self.inner {
+            Inner::Garble { .. } => ProgramKind::Garble,
+            Inner::Bristol(_) => ProgramKind::Bristol,
+        }
+    }
+
+    /// 32-byte hash identifying the program for the parties' handshake: BLAKE3 over a
+    /// canonical encoding of the register circuit and of the signature (each party's
+    /// parameter name and type, the return type, with the definitions of the structs and
+    /// enums they use), so that parties with different programs disagree. Comments do not
+    /// change it as long as the code stays on the same lines and columns (garble compiles
+    /// the location of every possible panic into the circuit).
+    pub fn hash(&self) -> [u8; 32] {
+        self.hash
+    }
+}
+
+/// Decides whether a file is a Bristol circuit: a `.txt`/`.bristol` file whose first non-empty
+/// line is exactly two numbers.
+fn detect_kind(path: &Path, text: &str) -> ProgramKind {
+    let ext = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if !matches!(ext.as_deref(), Some("txt" | "bristol")) {
+        return ProgramKind::Garble;
+    }
+    let header = text.lines().find(|l| !l.trim().is_empty());
+    let looks_bristol = header.is_some_and(|line| {
+        let parts: Vec<&str> = line.split_whitespace().collect();
+        parts.len() == 2 && parts.iter().all(|p| p.parse::<u64>().is_ok())
+    });
+    if looks_bristol {
+        ProgramKind::Bristol
+    } else {
+        ProgramKind::Garble
+    }
+}
