@@ -87,7 +87,7 @@ def report(name, mode, n, dealer, runs):
     rss = [median([r["rss"][p] for r in runs]) for p in range(n)]
     rss_note = "" if mode == "relay" else " (process/n)"
     print(
-        f"{name:<26} {mode:<6} {n}p {'dealer' if dealer else 'OT':<6} "
+        f"{name:<28} {mode:<6} {n}p {'dealer' if dealer else 'OT':<6} "
         f"{secs * 1000:9.1f} ms {ands / secs:11,.0f} AND/s  "
         f"B/AND/party {'/'.join(f'{b:.0f}' for b in per_and):<11} "
         f"RSS/party {'/'.join(f'{b / 2**20:.0f}' for b in rss)} MiB{rss_note}",
