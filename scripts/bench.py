@@ -5,10 +5,12 @@ The Bristol Fashion circuits are exported from programs/aes128.garble.rs and
 programs/sha256.garble.rs into a temporary directory (`mpc check --bristol-out`); the binary
 is $CARGO_TARGET_DIR/release/mpc (target/release/mpc by default).
 
-Prints, per case: protocol wall time, AND gates per second, bytes sent per party and peak
-RSS per party, over the in-memory channel (`mpc run`) and through the relay on loopback
-(`mpc serve` + `mpc pre` + one `mpc party` process per party). Figures only: nothing here
-asserts a timing.
+Prints, per case (2 and 3 parties, with and without a dealer): the median over BENCH_REPEAT
+runs of the protocol time, AND gates per second, bytes sent per AND gate by each party and
+peak RSS per party, over the in-memory channel (`mpc run`, all parties in one process) and
+through the relay on loopback (`mpc serve` + `mpc pre` + one `mpc party` process per party).
+BENCH_HUGE=1 adds a ~10M-AND case (memory stays flat as circuits grow). Figures only:
+nothing here asserts a timing. On a shared machine take the medians of several runs.
 """
 import json
 import os
@@ -70,36 +72,58 @@ def protocol_secs(stats):
     return sum(p["secs"] for p in stats["phases"] if p["phase"] != "total")
 
 
-def mib(b):
-    return f"{b / 2**20:.1f} MiB"
+def median(values):
+    v = sorted(values)
+    mid = len(v) // 2
+    return v[mid] if len(v) % 2 else (v[mid - 1] + v[mid]) / 2
 
 
-def run_memory(name, program, inputs, extra=()):
-    best = None
+def report(name, mode, n, dealer, runs):
+    """One line per case: medians over the runs of the protocol time, AND/s, bytes sent per
+    AND by each party and peak RSS of each party."""
+    secs = median([r["secs"] for r in runs])
+    ands = runs[0]["ands"]
+    per_and = [median([r["sent"][p] for r in runs]) / max(ands, 1) for p in range(n)]
+    rss = [median([r["rss"][p] for r in runs]) for p in range(n)]
+    rss_note = "" if mode == "relay" else " (process/n)"
+    print(
+        f"{name:<28} {mode:<6} {n}p {'dealer' if dealer else 'OT':<6} "
+        f"{secs * 1000:9.1f} ms {ands / secs:11,.0f} AND/s  "
+        f"B/AND/party {'/'.join(f'{b:.0f}' for b in per_and):<11} "
+        f"RSS/party {'/'.join(f'{b / 2**20:.0f}' for b in rss)} MiB{rss_note}",
+        flush=True,
+    )
+
+
+def run_memory(name, program, inputs, dealer):
+    """All parties in one process over the in-memory channel (`mpc run`)."""
+    runs = []
+    n = len(inputs)
     for _ in range(REPEAT):
-        args = [MPC, "run", program, "--format", "json", *extra]
+        args = [MPC, "run", program, "--format", "json"]
+        if not dealer:
+            args.append("--no-dealer")
         for i in inputs:
             args += ["--input", i]
         out = subprocess.run(args, capture_output=True, text=True, check=True).stdout
         res = json.loads(out)
-        secs = protocol_secs(res["stats"])
-        if best is None or secs < best[0]:
-            best = (secs, res)
-    secs, res = best
-    ands = res["stats"]["and_gates"]
-    per_party = res["bytes_sent_per_party"]
-    print(
-        f"{name:<28} memory  {len(inputs)}p {'OT    ' if extra else 'dealer'}  {secs*1000:9.1f} ms  {ands/secs:12,.0f} AND/s  "
-        f"sent/party {', '.join(mib(b) for b in per_party)}  peak RSS (all parties, one process) {mib(res['stats']['peak_rss_bytes'])}"
-    )
+        stats = res["stats"]
+        runs.append({
+            "secs": protocol_secs(stats),
+            "ands": stats["and_gates"],
+            "sent": res["bytes_sent_per_party"],
+            # One process holds every party: its peak divided among them.
+            "rss": [stats["peak_rss_bytes"] / n] * n,
+        })
+    report(name, "memory", n, dealer, runs)
 
 
 def run_relay(name, program, inputs, relay_url, dealer=True):
-    best = None
+    """One `mpc party` process per party (and `mpc pre` for the dealer) through the relay."""
+    runs = []
+    n = len(inputs)
     for r in range(REPEAT):
         session = f"bench-{name}-{r}-{time.time_ns()}"
-        n = len(inputs)
-        start = time.monotonic()
         procs = []
         if dealer:
             procs.append(subprocess.Popen([MPC, "pre", relay_url, "--session", session, "--parties", str(n), "--quiet"],
@@ -112,23 +136,31 @@ def run_relay(name, program, inputs, relay_url, dealer=True):
                 stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True))
         results = []
         for p in procs:
-            out, err = p.communicate(timeout=600)
+            out, err = p.communicate(timeout=1800)
             if p.returncode != 0:
                 sys.exit(f"{name}: process failed ({p.returncode}): {err}")
             if out and out.strip():
                 results.append(json.loads(out))
-        wall = time.monotonic() - start
-        secs = max(protocol_secs(r["stats"]) for r in results)
-        if best is None or secs < best[0]:
-            best = (secs, wall, results)
-    secs, wall, results = best
-    ands = results[0]["stats"]["and_gates"]
-    print(
-        f"{name:<28} relay   {len(inputs)}p {'dealer' if dealer else 'OT    '}  {secs*1000:9.1f} ms  {ands/secs:12,.0f} AND/s  "
-        f"sent/party {', '.join(mib(r['stats']['bytes_sent']) for r in results)}  "
-        f"peak RSS/party {', '.join(mib(r['stats']['peak_rss_bytes']) for r in results)}  "
-        f"(all processes {wall*1000:.0f} ms)"
-    )
+        results.sort(key=lambda r: r["party"])
+        runs.append({
+            "secs": max(protocol_secs(r["stats"]) for r in results),
+            "ands": results[0]["stats"]["and_gates"],
+            "sent": [r["stats"]["bytes_sent"] for r in results],
+            "rss": [r["stats"]["peak_rss_bytes"] for r in results],
+        })
+    report(name, "relay", n, dealer, runs)
+
+
+def huge_program(tmp, columns):
+    """big.garble.rs with `columns` terms per dot product (32 columns: ~1.07M AND gates; 300:
+    ~10M), to show that per-party memory does not grow with the circuit."""
+    with open(os.path.join(PROGRAMS, "big.garble.rs")) as f:
+        src = f.read()
+    path = os.path.join(tmp, f"big{columns}.garble.rs")
+    with open(path, "w") as f:
+        f.write(src.replace("[[u16; 32]; 32], vector: [u16; 32]",
+                            f"[[u16; {columns}]; 32], vector: [u16; {columns}]"))
+    return path
 
 
 def main():
@@ -165,16 +197,21 @@ def bench(tmp):
         ("big.garble.rs (~1M AND)", os.path.join(PROGRAMS, "big.garble.rs"), [matrix, vec]),
         ("big3.garble.rs (~1M AND)", os.path.join(PROGRAMS, "big3.garble.rs"), [matrix, vec, "[1u16; 32]"]),
     ]
+    if os.environ.get("BENCH_HUGE"):
+        cases.append(("big300 (~10M AND)", huge_program(tmp, 300),
+                      ["[[3u16; 300]; 32]", "[5u16; 300]"]))
     if ONLY:
         cases = [c for c in cases if any(w in c[0] for w in ONLY)]
     # Warm the compile cache so no case measures compilation.
     for _, program, _ in cases:
         subprocess.run([MPC, "check", program], capture_output=True, check=True)
-    print(f"mpc benchmarks ({REPEAT} runs each, best shown; protocol time = handshake to output)")
-    for name, program, inputs in cases:
-        run_memory(name, program, inputs)
-    for name, program, inputs in cases:
-        run_memory(name, program, inputs, ["--no-dealer"])
+    print(f"mpc benchmarks: medians of {REPEAT} runs per case; protocol time = handshake to output;")
+    print("B/AND/party = bytes each party sent per AND gate; RSS/party = peak resident memory of")
+    print("each party's process (memory: one process for all parties, divided by n); "
+          f"{os.cpu_count()} cores")
+    for dealer in (True, False):
+        for name, program, inputs in cases:
+            run_memory(name, program, inputs, dealer)
     port = free_port()
     relay = subprocess.Popen([MPC, "serve", "--listen", f"127.0.0.1:{port}"],
                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
@@ -186,10 +223,9 @@ def bench(tmp):
                 break
             except OSError:
                 time.sleep(0.05)
-        for name, program, inputs in cases:
-            run_relay(name, program, inputs, url)
-        for name, program, inputs in cases:
-            run_relay(name, program, inputs, url, dealer=False)
+        for dealer in (True, False):
+            for name, program, inputs in cases:
+                run_relay(name, program, inputs, url, dealer)
         if not ONLY:
             run_relay("add.garble.rs", os.path.join(PROGRAMS, "add.garble.rs"),
                       ["1u32", "2u32", "3u32"], url)

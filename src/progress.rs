@@ -107,6 +107,26 @@ impl StderrProgress {
     }
 }
 
+/// The style of a phase with a known amount of work. At most 79 columns with a party
+/// prefix of up to 9 characters ("party 255"), a message of up to 22 and a rate of up to 11
+/// ("99999999/s"): 9 + 2 + 22 + 2 + 20 + 2 + 4 + 1 + 11 + 1 + 5 = 79. The rate is a whole
+/// number of units per second.
+fn bar_style() -> ProgressStyle {
+    ProgressStyle::with_template(
+        "{prefix}: {msg:<22.22} [{bar:20}] {percent:>3}% {rate:>11} {elapsed:>5}",
+    )
+    .map(|style| {
+        style.with_key(
+            "rate",
+            |state: &indicatif::ProgressState, w: &mut dyn std::fmt::Write| {
+                let _ = write!(w, "{:.0}/s", state.per_sec().max(0.0));
+            },
+        )
+    })
+    .unwrap_or_else(|_| ProgressStyle::default_bar())
+    .progress_chars("=> ")
+}
+
 impl Progress for StderrProgress {
     fn phase(&self, name: &str, total: u64) {
         if self.quiet {
@@ -119,13 +139,7 @@ impl Progress for StderrProgress {
         let bar = if self.bars {
             let bar = if total > 0 {
                 let bar = ProgressBar::new(total);
-                bar.set_style(
-                    ProgressStyle::with_template(
-                        "{prefix}: {msg:<24} [{bar:30}] {human_pos}/{human_len} ({per_sec}, {elapsed})",
-                    )
-                    .unwrap_or_else(|_| ProgressStyle::default_bar())
-                    .progress_chars("=> "),
-                );
+                bar.set_style(bar_style());
                 bar
             } else {
                 let bar = ProgressBar::new_spinner();
@@ -152,6 +166,19 @@ impl Progress for StderrProgress {
             started: Instant::now(),
             bar,
         });
+    }
+
+    fn detail(&self, what: &str) {
+        if let Ok(current) = self.current.lock()
+            && let Some(c) = current.as_ref()
+        {
+            match &c.bar {
+                Some(bar) if what.is_empty() => bar.set_message(c.name.clone()),
+                Some(bar) => bar.set_message(what.to_string()),
+                // Plain logs get one line per phase, not one per batch.
+                None => {}
+            }
+        }
     }
 
     fn advance(&self, delta: u64) {

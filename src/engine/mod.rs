@@ -100,6 +100,9 @@ pub trait Progress: Send + Sync {
     fn phase(&self, name: &str, total: u64);
     /// `delta` units of the current phase are done.
     fn advance(&self, delta: u64);
+    /// What the current phase is busy with right now, e.g. a preprocessing batch made while
+    /// the garbling phase waits for it (empty: back to the phase itself).
+    fn detail(&self, _what: &str) {}
     /// The current phase is finished.
     fn finish(&self);
 }

@@ -38,10 +38,16 @@
 //! so an adversary gets one independent try per batch, and a run of k batches fails with
 //! probability at most k times the per-batch bound. Each batch therefore uses
 //! ρ = 40 + ⌈log2 k⌉ ([`batch_rho`]), which keeps the whole run at 2^-40 or better
-//! (k · 2^-(40 + ⌈log2 k⌉) ≤ 2^-40). For B = 3 that raises the threshold from about 280,000
-//! triples per batch to about 390,000 for two batches, 550,000 for three or four, 780,000
-//! for five to eight; the batch planner in [`super::ot`] picks the fewest batches that fit
-//! in memory, so the bucket size stays as small as the memory cap allows.
+//! (k · 2^-(40 + ⌈log2 k⌉) ≤ 2^-40). The bound itself is WRK17's bucketing lemma (their
+//! §5, following Wang–Malozemoff–Katz 2017): with ℓ buckets of B drawn by a uniform
+//! permutation of ℓ·B leaky triples of which b leaked, each leak guessed at the risk of
+//! an abort with probability 1/2, the adversary wins with probability at most
+//! `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` ([`log2_failure`]). B = 3 needs about 280,000 AND
+//! gates in one batch at ρ = 40, 390,000 at ρ = 41, 1.6 million at ρ = 45; B = 4 needs
+//! about 3,000, 3,800 and 9,700. The batch planner in [`super::ot`] caps a batch's memory,
+//! so a large circuit is many batches of about 65,000 AND gates (2 parties) at B = 4: that
+//! costs a third more leaky triples per AND gate than B = 3, which would need batches of
+//! hundreds of thousands of gates, hundreds of megabytes each (see [`super::ot`]).
 //!
 //! Yang–Wang–Zhang (ePrint 2019/1104): their changes to this phase are not implemented
 //! (yet); the only related technique used is checking a whole batch through one random
@@ -177,14 +183,15 @@ fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> B
         | purpose as u128
 }
 
-/// Working memory kept from batch to batch.
+/// Working memory kept from batch to batch (per leaky triple: one block of `acc`, a bit of
+/// `v_bits`; per bucketing difference: m blocks of `keydiffs`). Everything else a batch
+/// needs is recomputed from the aBits when it is used, so the batch's memory is the aBits,
+/// these buffers and the messages in flight.
 #[derive(Debug, Default)]
 pub struct Buffers {
-    phi: Vec<Block>,
     acc: Vec<Block>,
     v_bits: Vec<Block>,
     keydiffs: Vec<Block>,
-    folded: Vec<Block>,
 }
 
 /// What the heavy steps need, moved to the blocking pool and back.
@@ -199,36 +206,40 @@ struct Work {
 }
 
 impl Work {
-    /// Φ_me, then per peer the half-AND bits and the U blocks of the leaky-AND check.
-    fn sender(&mut self) -> Vec<Bytes> {
-        let (ab, layout, delta, me) = (&self.ab, self.layout, self.delta, self.me);
-        let m = self.others.len();
-        let big_l = layout.leaky();
-        let phi = &mut self.bufs.phi;
-        phi.clear();
-        phi.resize(big_l, 0);
-        for (t, f) in phi.iter_mut().enumerate() {
-            let y = layout.y(t);
-            let mut v = if ab.bit(y) { delta } else { 0 };
-            for s in 0..m {
-                v ^= ab.keys[s][y] ^ ab.macs[s][y];
-            }
-            *f = v;
+    /// Φ_me of leaky triple t: y_me·Δ_me ⊕ ⊕_k (K_me[y_k] ⊕ M_k[y_me]) (recomputed where it
+    /// is used rather than stored: it costs m XORs of data that is read anyway).
+    #[inline]
+    fn phi(&self, t: usize) -> Block {
+        let (ab, y) = (&self.ab, self.layout.y(t));
+        let mut v = if ab.bit(y) { self.delta } else { 0 };
+        for s in 0..self.others.len() {
+            v ^= ab.keys[s][y] ^ ab.macs[s][y];
         }
-        let v_bits = &mut self.bufs.v_bits;
+        v
+    }
+
+    /// Per peer the half-AND bits and the U blocks of the leaky-AND check, in one message
+    /// written in place.
+    fn sender(&mut self) -> Vec<Bytes> {
+        let (layout, delta, me) = (self.layout, self.delta, self.me);
+        let big_l = layout.leaky();
+        let nbytes = big_l.div_ceil(8);
+        let mut v_bits = std::mem::take(&mut self.bufs.v_bits);
+        let mut acc = std::mem::take(&mut self.bufs.acc);
         v_bits.clear();
         v_bits.resize(big_l.div_ceil(128), 0);
-        let acc = &mut self.bufs.acc;
         acc.clear();
         acc.resize(big_l, 0);
         let tccr = Tccr::new();
         let mut buf = Vec::with_capacity(4 * TILE);
         let mut tweaks = Vec::with_capacity(4 * TILE);
         let mut scratch = Vec::new();
-        let mut msgs = Vec::with_capacity(m);
+        let mut msgs = Vec::with_capacity(self.others.len());
+        let ab = &self.ab;
         for (s, &j) in self.others.iter().enumerate() {
-            let mut ha = vec![0u128; big_l.div_ceil(128)];
-            let mut us = Vec::with_capacity(big_l * 16);
+            // Half-AND bits first, then the U blocks.
+            let mut msg = vec![0u8; nbytes];
+            msg.reserve_exact(16 * big_l);
             for start in (0..big_l).step_by(TILE) {
                 let end = (start + TILE).min(big_l);
                 buf.clear();
@@ -247,18 +258,18 @@ impl Work {
                     let h = &buf[4 * i..4 * i + 4];
                     let h0 = h[0] & 1 == 1;
                     let bit = h0 ^ (h[1] & 1 == 1) ^ ab.bit(layout.y(t));
-                    set_bit(&mut ha, t, bit);
+                    msg[t / 8] |= u8::from(bit) << (t % 8);
                     if h0 {
                         v_bits[t / 128] ^= 1 << (t % 128);
                     }
                     acc[t] ^= h[2];
-                    us.extend_from_slice(&(h[2] ^ h[3] ^ phi[t]).to_le_bytes());
+                    msg.extend_from_slice(&(h[2] ^ h[3] ^ self.phi(t)).to_le_bytes());
                 }
             }
-            let mut msg = bits_to_bytes(&ha, big_l);
-            msg.extend_from_slice(&us);
             msgs.push(Bytes::from(msg));
         }
+        self.bufs.v_bits = v_bits;
+        self.bufs.acc = acc;
         msgs
     }
 
@@ -309,7 +320,7 @@ impl Work {
         let (ab, layout, delta) = (&self.ab, self.layout, self.delta);
         let m = self.others.len();
         let big_l = layout.leaky();
-        let (phi, acc) = (&self.bufs.phi, &self.bufs.acc);
+        let acc = &self.bufs.acc;
         let mut chi_stream = Ctr::from_seed32(seed, 2);
         let mut chi = vec![0u128; TILE];
         let mut h = vec![0u128; TILE];
@@ -325,7 +336,7 @@ impl Work {
                     v ^= delta;
                 }
                 if ab.bit(layout.x(t)) {
-                    v ^= phi[t];
+                    v ^= self.phi(t);
                 }
                 for s in 0..m {
                     v ^= ab.keys[s][r] ^ ab.macs[s][r];
@@ -445,7 +456,7 @@ pub async fn triples<C: Channel>(
         // One pass in bucket order (the only random accesses): writes a, b, Σz, λ of every
         // gate into `out`, this party's shares of every d = y[p0] ⊕ y[pc] with, per peer,
         // the digest of their MACs, and keeps what the opened d still needs sequentially.
-        let (back, out, d_mine, digests) = offload(move || {
+        let (back, out, d_mine, digests, perm) = offload(move || {
             let perm = permutation(&seed, big_l);
             let mut d_mine = vec![0u128; diffs.div_ceil(128)];
             let mut digests: Vec<MacDigest> =
@@ -460,10 +471,9 @@ pub async fn triples<C: Channel>(
                 &mut d_mine,
                 &mut digests,
                 &mut bufs.keydiffs,
-                &mut bufs.folded,
             );
             let digests: Vec<[u8; 32]> = digests.iter().map(|d| d.finish()).collect();
-            (work, out, d_mine, digests)
+            (work, out, d_mine, digests, perm)
         })
         .await?;
         work = back;
@@ -543,7 +553,7 @@ pub async fn triples<C: Channel>(
             }
         }
         let mut out = out;
-        fold_differences(&mut out, layout, m, &d, &work.bufs.folded);
+        fold_differences(&mut out, &work.ab, layout, m, &d, &perm);
         Ok((out, work.ab, work.bufs))
     } else {
         let out = gather(
@@ -554,7 +564,6 @@ pub async fn triples<C: Channel>(
             out,
             &mut Vec::new(),
             &mut [],
-            &mut Vec::new(),
             &mut Vec::new(),
         );
         Ok((out, work.ab, work.bufs))
@@ -628,8 +637,8 @@ const AHEAD: usize = 8;
 /// The pass in bucket order. Writes into `out` the batch's input aBits and, per AND gate,
 /// a = ⊕x, b = y[p0], Σz (c before folding) and λ; into `d_mine` and `digests` this party's
 /// shares of the differences and the digests of their MACs; into `keydiffs` (m per
-/// difference) its keys on the other parties' differences; into `folded` the x of every
-/// folded triple (bit, then 2m blocks), which `fold_differences` adds to c where d = 1.
+/// difference) its keys on the other parties' differences. The x of every folded triple,
+/// which `fold_differences` adds to c where d = 1, is read again from the aBits then.
 #[allow(clippy::too_many_arguments)]
 fn gather(
     ab: &ABits,
@@ -640,7 +649,6 @@ fn gather(
     d_mine: &mut [Block],
     digests: &mut [MacDigest],
     keydiffs: &mut Vec<Block>,
-    folded: &mut Vec<Block>,
 ) -> AuthBits {
     let w = 2 * m;
     let total = layout.inputs + 4 * layout.ands;
@@ -665,8 +673,6 @@ fn gather(
     let diffs = layout.ands * b_size.saturating_sub(1);
     keydiffs.clear();
     keydiffs.reserve(diffs * m);
-    folded.clear();
-    folded.reserve(diffs * (1 + w));
     let mut a_mk = vec![0u128; w];
     let mut z_mk = vec![0u128; w];
     for k in 0..layout.ands {
@@ -712,13 +718,6 @@ fn gather(
                     dg.push(ab.macs[s][y0t] ^ ab.macs[s][ty]);
                     keydiffs.push(ab.keys[s][y0t] ^ ab.keys[s][ty]);
                 }
-                folded.push(x as Block);
-                for s in 0..m {
-                    folded.push(ab.macs[s][tx]);
-                }
-                for s in 0..m {
-                    folded.push(ab.keys[s][tx]);
-                }
             }
         }
         out.bits.push(a_bit);
@@ -731,8 +730,16 @@ fn gather(
     out
 }
 
-/// c ← c ⊕ d·x for every folded triple whose opened difference d is 1.
-fn fold_differences(out: &mut AuthBits, layout: Layout, m: usize, d: &[Block], folded: &[Block]) {
+/// c ← c ⊕ d·x for every folded triple whose opened difference d is 1 (its x read from the
+/// aBits through the bucketing permutation).
+fn fold_differences(
+    out: &mut AuthBits,
+    ab: &ABits,
+    layout: Layout,
+    m: usize,
+    d: &[Block],
+    perm: &[u32],
+) {
     let w = 2 * m;
     let b_size = layout.bucket;
     for k in 0..layout.ands {
@@ -740,10 +747,12 @@ fn fold_differences(out: &mut AuthBits, layout: Layout, m: usize, d: &[Block], f
         for c in 1..b_size {
             let idx = k * (b_size - 1) + c - 1;
             if get_bit(d, idx) {
-                let f = &folded[idx * (1 + w)..(idx + 1) * (1 + w)];
-                out.bits[c_at] ^= f[0] == 1;
-                for (o, v) in out.mk[c_at * w..(c_at + 1) * w].iter_mut().zip(&f[1..]) {
-                    *o ^= v;
+                let tx = layout.x(perm[k * b_size + c] as usize);
+                out.bits[c_at] ^= ab.bit(tx);
+                let mk = &mut out.mk[c_at * w..(c_at + 1) * w];
+                for s in 0..m {
+                    mk[s] ^= ab.macs[s][tx];
+                    mk[m + s] ^= ab.keys[s][tx];
                 }
             }
         }

@@ -29,20 +29,22 @@
 //! like any other, so the COT correlation is exactly Δ and the online phase's invariant
 //! `lsb M = lsb K ⊕ x` holds for every aBit produced here.
 //!
-//! Batching: the material is produced in equal batches sized to the circuit. Statistical
-//! security is per run: with k batches every batch buckets at ρ = 40 + ⌈log2 k⌉, so all k
-//! together fail with probability at most 2^-40 (see [`super::faand`]). A batch's memory
-//! grows with its leaky triples (AND gates × bucket size), capped at [`MAX_BATCH_LEAKY`]
-//! (1.8 million: 600,000 AND gates at B = 3) for up to 3 parties and
-//! [`MAX_BATCH_LEAKY_MANY`] for more. The planner takes the fewest batches that fit the cap
-//! at the bucket size their ρ needs; fewer, larger batches never need larger buckets, so
-//! that is also the least work. B = 3 needs about 280,000 AND gates in a single batch,
-//! 390,000 per batch for two, 550,000 for three or four. So with up to 3 parties, 280,000 to
-//! 600,000 AND gates are one batch at B = 3, 780,000 to 1.2 million two batches at B = 3
-//! (the 1M-gate benchmark: two of 537,000), and most other sizes above 280,000 use B = 4
-//! (about a third more preprocessing per gate). [`OtSource::take`] produces the next batch
-//! only when the online phase has consumed the previous one, so memory is bounded by one
-//! batch, whatever the circuit's size.
+//! Batching, in a fixed memory budget: the material is produced in equal batches, each
+//! capped at [`max_batch_leaky`] leaky triples (2 parties: 2^18, about 50 MiB, 65,536 AND
+//! gates at B = 4; fewer with more parties, as a triple holds a MAC and a key per peer).
+//! [`OtSource::take`] produces the next batch only when the online phase has consumed the
+//! previous one and reuses its buffers, so a party holds one batch at a time and its memory
+//! does not grow with the circuit: a larger circuit makes more batches, not larger ones.
+//! Statistical security is per run: with k batches every batch buckets at
+//! ρ = 40 + ⌈log2 k⌉, so all k together fail with probability at most 2^-40 (see
+//! [`super::faand`]). The planner takes the fewest batches that fit the cap at the bucket
+//! size their ρ needs. With the cap, B = 4 for every batch of a large circuit (the 1M-gate
+//! benchmark: 17 batches of about 63,000 gates at ρ = 45; 10 million gates: 153 batches
+//! at ρ = 48); B = 3 would need at least 280,000 gates in a batch (ρ = 40, one batch) and
+//! 1.6 million at ρ = 45, several hundred megabytes per party. Measured on the 1M-gate
+//! benchmark (2 parties, one process): B = 4 in small batches sends 23% more bytes (676
+//! instead of 547 per AND gate, both parties) in about the same time (smaller batches stay
+//! in cache and reuse their pages), at a fifth of the memory.
 
 pub mod abit;
 pub mod base;
@@ -62,13 +64,32 @@ use crate::engine::share::{AuthBits, Block, Slots};
 use crate::engine::transcript::Transcript;
 use crate::engine::{EngineError, MAX_PARTIES, Progress};
 
-/// Most leaky triples (AND gates × bucket size) per batch for up to 3 parties: what bounds
-/// a batch's memory. 600,000 AND gates at B = 3, 450,000 at B = 4.
-pub const MAX_BATCH_LEAKY: usize = 1_800_000;
+/// Most leaky triples (AND gates × bucket size) per batch for 2 parties: what bounds a
+/// batch's memory, about 50 MiB per party (65,536 AND gates at B = 4). See
+/// [`max_batch_leaky`] for more parties.
+pub const MAX_BATCH_LEAKY: usize = 1 << 18;
 
-/// Most leaky triples per batch for 4 or more parties (memory per triple grows with n):
-/// 262,144 AND gates at B = 4.
-pub const MAX_BATCH_LEAKY_MANY: usize = 1 << 20;
+/// Estimated bytes one leaky triple of a batch occupies with `m` peers: its three aBits
+/// (a MAC and a key per peer: 96·m), the leaky-AND messages out and in (32·m), the keys on
+/// the bucketing differences (at most 16·m), the batch's output per AND gate shared among
+/// its B triples (at most 32·m + 8·m with the output-mask aBit), and per-triple scratch
+/// (accumulator, permutation: 20).
+const fn bytes_per_leaky(m: usize) -> usize {
+    180 * m + 20
+}
+
+/// Fewest leaky triples a batch may be capped at (however many parties): below this the
+/// bucket size, and with it the work per AND gate, grows quickly.
+const MIN_BATCH_LEAKY: usize = 1 << 14;
+
+/// Most leaky triples per batch with `m` peers: the 2-party budget
+/// ([`MAX_BATCH_LEAKY`] triples) in bytes, divided by what a triple takes with `m` peers.
+/// Memory therefore stays flat however large the circuit: a larger circuit makes more
+/// batches, not larger ones.
+pub fn max_batch_leaky(m: usize) -> usize {
+    let budget = MAX_BATCH_LEAKY * bytes_per_leaky(1);
+    (budget / bytes_per_leaky(m.max(1))).max(MIN_BATCH_LEAKY)
+}
 
 /// Most input aBits per batch.
 pub const MAX_BATCH_INPUTS: usize = 1 << 20;
@@ -153,6 +174,10 @@ pub struct OtSource<'c, C: Channel> {
     /// The previous batch's aBit buffers, reused by the next.
     spare: Option<ABits>,
     bufs: faand::Buffers,
+    /// Where batches made during the online phase are reported.
+    progress: &'c dyn Progress,
+    /// Batches planned in all.
+    batches: usize,
 }
 
 impl<'c, C: Channel> OtSource<'c, C> {
@@ -165,7 +190,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
         run_id: [u8; 32],
         inputs: u64,
         ands: u64,
-        progress: &dyn Progress,
+        progress: &'c dyn Progress,
     ) -> Result<Self, EngineError> {
         Self::start_with_batch_cap(ch, slots, run_id, inputs, ands, usize::MAX, progress).await
     }
@@ -179,7 +204,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
         inputs: u64,
         ands: u64,
         max_batch_ands: usize,
-        progress: &dyn Progress,
+        progress: &'c dyn Progress,
     ) -> Result<Self, EngineError> {
         if !(2..=MAX_PARTIES).contains(&slots.n) || slots.me >= slots.n {
             return Err(EngineError::Setup(format!(
@@ -187,11 +212,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
                 slots.me, slots.n
             )));
         }
-        let max_leaky = if slots.n <= 3 {
-            MAX_BATCH_LEAKY
-        } else {
-            MAX_BATCH_LEAKY_MANY
-        };
+        let max_leaky = max_batch_leaky(slots.m());
         let mut rng = Ctr::from_entropy();
         let delta: Block = rng.block() | 1;
         let mut ctx = Ctx {
@@ -209,25 +230,38 @@ impl<'c, C: Channel> OtSource<'c, C> {
         let seeds = base::run(&mut ctx).await?;
         progress.finish();
         let pairs = seeds.iter().map(PairOt::new).collect();
+        let plan = plan(inputs, ands, max_batch_ands as u64, max_leaky as u64);
         let mut source = OtSource {
             ctx,
             pairs,
-            plan: plan(inputs, ands, max_batch_ands as u64, max_leaky as u64),
+            batches: plan.len(),
+            plan,
             ready: AuthBits::new(slots.m()),
             cursor: 0,
             spare: None,
             bufs: faand::Buffers::default(),
+            progress,
         };
         if let Some(first) = source.plan.front().copied() {
-            progress.phase("preprocessing", first.ands as u64);
-            source.next_batch().await?;
-            progress.advance(first.ands as u64);
+            // The bar counts the first batch's AND gates (its input bits when it has none):
+            // about half of the work is the aBits, half the triples.
+            let units = first.ands.max(first.inputs) as u64;
+            progress.phase("preprocessing", units);
+            source.next_batch(Some(units)).await?;
             progress.finish();
         }
         Ok(source)
     }
 
-    async fn next_batch(&mut self) -> Result<(), EngineError> {
+    /// Makes the next batch of the plan. `units`: the first batch, reported on its own bar
+    /// as it advances; later batches run while the online phase waits for them, and show
+    /// as a detail of its bar.
+    async fn next_batch(&mut self, units: Option<u64>) -> Result<(), EngineError> {
+        let number = self.batches - self.plan.len() + 1;
+        if units.is_none() {
+            self.progress
+                .detail(&format!("preprocessing {number}/{}", self.batches));
+        }
         let batch = self.plan.pop_front().ok_or_else(|| {
             EngineError::Setup(
                 "the online phase asked for more preprocessed material than the circuit needs"
@@ -247,12 +281,19 @@ impl<'c, C: Channel> OtSource<'c, C> {
         let pairs = std::mem::take(&mut self.pairs);
         let (abits, pairs) = abit::generate(&mut self.ctx, pairs, layout.abits(), store).await?;
         self.pairs = pairs;
+        if let Some(units) = units {
+            self.progress.advance(units / 2);
+        }
         let bufs = std::mem::take(&mut self.bufs);
         let (ready, store, bufs) = faand::triples(&mut self.ctx, abits, layout, out, bufs).await?;
         self.ready = ready;
         self.spare = Some(store);
         self.bufs = bufs;
         self.ctx.batch += 1;
+        match units {
+            Some(units) => self.progress.advance(units - units / 2),
+            None => self.progress.detail(""),
+        }
         Ok(())
     }
 }
@@ -273,7 +314,7 @@ impl<C: Channel> Source for OtSource<'_, C> {
         out.mk.reserve(count * w);
         while out.len() < count {
             if self.cursor == self.ready.len() {
-                self.next_batch().await?;
+                self.next_batch(None).await?;
                 continue;
             }
             let k = (count - out.len()).min(self.ready.len() - self.cursor);
@@ -304,8 +345,9 @@ mod tests {
             (5, 0, u64::MAX, MAX_BATCH_LEAKY as u64),
             (3, 7, u64::MAX, MAX_BATCH_LEAKY as u64),
             (64, 1_074_784, u64::MAX, MAX_BATCH_LEAKY as u64),
-            (3_000_000, 10, u64::MAX, MAX_BATCH_LEAKY_MANY as u64),
-            (10, 600_000, u64::MAX, MAX_BATCH_LEAKY_MANY as u64),
+            (3_000_000, 10, u64::MAX, max_batch_leaky(3) as u64),
+            (10, 600_000, u64::MAX, max_batch_leaky(3) as u64),
+            (10, 10_000_000, u64::MAX, max_batch_leaky(1) as u64),
             (10, 1000, 7, MAX_BATCH_LEAKY as u64),
             (10, 1000, u64::MAX, 50),
         ] {
@@ -323,13 +365,29 @@ mod tests {
     }
 
     #[test]
-    fn the_million_gate_benchmark_keeps_bucket_size_three() {
-        // programs/big.garble.rs: two batches of ~537,000 at ρ = 41 need B = 3; three
-        // batches of ~358,000 would need ρ = 42 and B = 4.
-        let p = plan(64, 1_074_784, u64::MAX, MAX_BATCH_LEAKY as u64);
+    fn a_million_gates_keep_bucket_size_three_only_in_large_batches() {
+        // programs/big.garble.rs with a cap of 1.8 million leaky triples per batch: two
+        // batches of ~537,000 at ρ = 41 need B = 3; three batches of ~358,000 would need
+        // ρ = 42 and B = 4.
+        let p = plan(64, 1_074_784, u64::MAX, 1_800_000);
         assert_eq!(p.len(), 2);
         assert!(p.iter().all(|b| b.bucket == 3));
         assert_eq!(bucket_size(1_074_784 / 3, batch_rho(3)), 4);
+    }
+
+    #[test]
+    fn the_memory_cap_keeps_batches_small_at_bucket_size_four() {
+        // With the default cap: 17 batches of ~63,000 gates at ρ = 45, B = 4.
+        let p = plan(64, 1_074_784, u64::MAX, max_batch_leaky(1) as u64);
+        assert_eq!(p.len(), 17);
+        assert!(p.iter().all(|b| b.bucket == 4));
+        assert!(p.iter().all(|b| b.ands * b.bucket <= MAX_BATCH_LEAKY));
+        // Ten times the gates: ten times the batches of the same size.
+        let p = plan(0, 10_000_000, u64::MAX, max_batch_leaky(1) as u64);
+        assert!(p.iter().all(|b| b.bucket == 4 && b.ands <= 65_536));
+        // More peers, smaller batches (a triple holds a MAC and a key per peer).
+        assert!(max_batch_leaky(2) < max_batch_leaky(1));
+        assert!(max_batch_leaky(255) >= MIN_BATCH_LEAKY);
     }
 
     #[test]
