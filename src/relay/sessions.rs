@@ -148,7 +148,13 @@ impl Budget {
 
     /// Reserves `n` bytes, or `None` if that would exceed the limit.
     pub fn reserve(&self, n: usize) -> Option<Reservation<'_>> {
-        self.try_charge(n).then_some(Reservation {
+        // Build the reservation only once the charge succeeded: dropping one releases its
+        // amount, so a reservation made for a failed charge would release bytes never
+        // charged and let the total grow past its limit.
+        if !self.try_charge(n) {
+            return None;
+        }
+        Some(Reservation {
             budget: self,
             amount: n,
         })
@@ -849,5 +855,22 @@ impl Registry {
         for session in sessions {
             session.close(Closed::Shutdown, &self.budget);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_refused_reservation_releases_nothing() {
+        let budget = Budget::new(100);
+        let held = budget.reserve(80).expect("80 of 100 bytes");
+        for _ in 0..10 {
+            assert!(budget.reserve(50).is_none());
+        }
+        assert_eq!(budget.used(), 80);
+        drop(held);
+        assert_eq!(budget.used(), 0);
     }
 }

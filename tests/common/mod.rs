@@ -6,6 +6,8 @@
 
 #![allow(dead_code)]
 
+pub mod inproc;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
