@@ -40,6 +40,10 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub lost_after: f64,
 
+    /// Drop a message body (408) that delivers no data for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 30.0)]
+    pub body_timeout: f64,
+
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
     /// Clients then use an https:// URL (and --ca-cert FILE if the CA is private).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -64,6 +68,7 @@ impl ServeArgs {
                 self.lost_after
             );
         }
+        let body_timeout = positive_secs("--body-timeout", self.body_timeout)?;
         Ok(RelayConfig {
             listen: self.listen,
             session_ttl: Duration::from_secs(self.session_ttl),
@@ -72,6 +77,7 @@ impl ServeArgs {
             max_session: self.max_session,
             max_total: self.max_total,
             lost_after: Duration::from_secs_f64(self.lost_after.min(1e9)),
+            body_timeout,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(ServerTlsFiles {
                     cert: cert.clone(),
@@ -111,4 +117,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         .context("the relay stopped")?;
     eprintln!("mpc relay stopped");
     Ok(())
+}
+
+/// A positive, finite number of seconds as a duration (at most about 31 years).
+fn positive_secs(flag: &str, secs: f64) -> anyhow::Result<Duration> {
+    if !secs.is_finite() || secs <= 0.0 {
+        anyhow::bail!("{flag} must be a positive number of seconds, got {secs}");
+    }
+    Ok(Duration::from_secs_f64(secs.min(1e9)))
 }

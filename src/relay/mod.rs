@@ -66,6 +66,8 @@ pub struct RelayConfig {
     /// A seat that joined with a client id and has not been heard from for this long is
     /// reported lost (410) to whoever waits for a message from it.
     pub lost_after: Duration,
+    /// A message body that delivers no data for this long is dropped (408) with its charge.
+    pub body_timeout: Duration,
     /// Serve HTTPS with this certificate and key (and, optionally, demand client
     /// certificates from a CA); `None` serves plain HTTP.
     pub tls: Option<ServerTlsFiles>,
@@ -81,6 +83,7 @@ impl Default for RelayConfig {
             max_session: 1 << 30,
             max_total: 4 << 30,
             lost_after: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(30),
             tls: None,
         }
     }
@@ -113,6 +116,9 @@ impl RelayConfig {
         }
         if self.session_ttl.is_zero() {
             return bad("the session time-to-live must be positive".into());
+        }
+        if self.body_timeout.is_zero() {
+            return bad("the body timeout must be positive".into());
         }
         if self.lost_after.is_zero() {
             return bad("the lost-peer delay must be positive".into());

@@ -381,36 +381,62 @@ pub(crate) enum BodyError {
     Failed(String),
 }
 
-/// Reads a body of at most `limit` bytes; a larger body is discarded and refused.
+/// No data arrived for this long: the client stopped mid-body.
+pub(crate) struct Stalled(pub(crate) Duration);
+
+/// How long a body may go without any data before it is dropped (direct mode).
+const BODY_STALL: Duration = Duration::from_secs(30);
+
+/// Reads a body of at most `limit` bytes; a larger body is discarded and refused, a body
+/// that stalls for 30 s is dropped.
 pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    match read_body_within(body, limit, None, BODY_STALL).await {
+        Ok(read) => read,
+        Err(Stalled(after)) => Err(BodyError::Failed(format!(
+            "no data for {} s",
+            after.as_secs()
+        ))),
+    }
+}
+
+/// Reads a body of at most `limit` bytes (`declared`: its announced length, if any) into
+/// one allocation of its own size. The frames hyper hands out are slices of its read
+/// buffer: keeping one alive keeps the whole buffer alive (kilobytes for a ten-byte
+/// message), so they are always copied out. Fails with [`BodyError::Stalled`] when no data
+/// arrives for `stall`.
+pub(crate) async fn read_body_within(
+    body: Incoming,
+    limit: usize,
+    declared: Option<usize>,
+    stall: Duration,
+) -> Result<Result<Bytes, BodyError>, Stalled> {
     let mut limited = Limited::new(body, limit);
-    let mut buf = BytesMut::new();
-    let mut single: Option<Bytes> = None;
-    while let Some(frame) = limited.frame().await {
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    loop {
+        let frame = match tokio::time::timeout(stall, limited.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(Stalled(stall)),
+        };
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {
-                    // Avoid a copy for the common single-chunk body.
-                    match single.take() {
-                        None if buf.is_empty() => single = Some(data),
-                        None => buf.extend_from_slice(&data),
-                        Some(first) => {
-                            buf.extend_from_slice(&first);
-                            buf.extend_from_slice(&data);
-                        }
-                    }
+                    buf.extend_from_slice(&data);
                 }
             }
             Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
                 drop(buf);
-                drop(single);
                 discard(limited).await;
-                return Err(BodyError::TooLarge);
+                return Ok(Err(BodyError::TooLarge));
             }
-            Err(err) => return Err(BodyError::Failed(err.to_string())),
+            Err(err) => return Ok(Err(BodyError::Failed(err.to_string()))),
         }
     }
-    Ok(single.unwrap_or_else(|| buf.freeze()))
+    if buf.capacity() > buf.len() + buf.len() / 8 {
+        // Grown by doubling (no length announced): keep only what is used.
+        return Ok(Ok(Bytes::copy_from_slice(&buf)));
+    }
+    Ok(Ok(buf.freeze()))
 }
 
 /// Reads and throws away the rest of a refused body (bounded in bytes and time), so that
@@ -520,38 +546,39 @@ async fn send(
             ));
         }
     }
-    let hint = declared.map_or(config.max_message, |n| n as usize);
+    let declared_len = declared.map(|n| n as usize);
+    let hint = declared_len.unwrap_or(config.max_message);
     let Some(mut reservation) = registry.budget().reserve(hint + MESSAGE_OVERHEAD) else {
         discard(body).await;
         return Err(registry.budget().exhausted());
     };
-    let data = match read_body(body, config.max_message).await {
-        Ok(data) => data,
-        Err(BodyError::TooLarge) => return Err(too_large()),
-        Err(BodyError::Failed(why)) => {
-            return Err(bad_request(format!("cannot read the message body: {why}")));
-        }
-    };
+    let data =
+        match read_body_within(body, config.max_message, declared_len, config.body_timeout).await {
+            Ok(Ok(data)) => data,
+            Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
+            Err(Stalled(after)) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the message body stalled: no data for {} s",
+                        after.as_secs_f64()
+                    ),
+                ));
+            }
+            Ok(Err(BodyError::Failed(why))) => {
+                return Err(bad_request(format!("cannot read the message body: {why}")));
+            }
+        };
     reservation.shrink_to(data.len() + MESSAGE_OVERHEAD);
-    let outcome = session.enqueue(registry, from, to, query.seq, data.clone(), reservation)?;
-    let outcome = match outcome {
-        SendOutcome::Closed => {
-            // Deleted or expired while the body was read: start afresh.
-            let session = registry.get_or_create(&name)?;
-            let Some(reservation) = registry.budget().reserve(data.len() + MESSAGE_OVERHEAD) else {
-                return Err(registry.budget().exhausted());
-            };
-            session.enqueue(registry, from, to, query.seq, data, reservation)?
-        }
-        other => other,
-    };
-    match outcome {
+    // A session deleted or expired while the body was read answers Closed: the sender
+    // retries (503) and then lands in a fresh session.
+    match session.enqueue(registry, from, to, query.seq, data, reservation)? {
         SendOutcome::Queued(n) => Ok(text(StatusCode::OK, &format!("queued as message {n}"))),
         SendOutcome::Duplicate(n) => Ok(duplicate(Some(n))),
         SendOutcome::Closed => Err(Refusal::new(
             StatusCode::SERVICE_UNAVAILABLE,
             format!(
-                "session '{}' keeps being closed; retry later",
+                "session '{}' was closed while the message arrived; retry",
                 shorten(&name)
             ),
         )),

@@ -19,8 +19,9 @@ use tokio::sync::Notify;
 use super::RelayConfig;
 
 /// Bookkeeping charged against the total budget for every queued message, on top of its
-/// payload (queue slot, sequence number, allocation header).
-pub const MESSAGE_OVERHEAD: usize = 64;
+/// payload: its queue slot (sequence number and handle, with the queue's spare capacity)
+/// and the allocator's header and rounding of its own copy of the body.
+pub const MESSAGE_OVERHEAD: usize = 128;
 /// Bookkeeping charged for a session (its name, maps, mutex).
 pub const SESSION_OVERHEAD: usize = 4096;
 /// Bookkeeping charged for a seat (including a client id of at most 128 bytes).

@@ -164,6 +164,11 @@ impl Proc {
         Proc::spawn(name, mpc(args)).finish(timeout)
     }
 
+    /// Its process id (0 once reaped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Its name in the test.
     pub fn name(&self) -> &str {
         &self.name
@@ -352,6 +357,11 @@ impl Relay {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The relay's process id (to read its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     /// The relay's log so far.
