@@ -40,6 +40,15 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5.0)]
     pub lost_after: f64,
 
+    /// Close a connection that has had no request in progress for this many seconds.
+    #[arg(long, value_name = "SECS", default_value_t = 60.0)]
+    pub idle_timeout: f64,
+
+    /// Most connections open at once (lowered to fit the open-file limit); when full, the
+    /// connection idle the longest is closed to make room for a new one.
+    #[arg(long, value_name = "N", default_value_t = 10_000)]
+    pub max_connections: usize,
+
     /// Drop a message body (408) that delivers no data for this many seconds.
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub body_timeout: f64,
@@ -69,6 +78,7 @@ impl ServeArgs {
             );
         }
         let body_timeout = positive_secs("--body-timeout", self.body_timeout)?;
+        let idle_timeout = positive_secs("--idle-timeout", self.idle_timeout)?;
         Ok(RelayConfig {
             listen: self.listen,
             session_ttl: Duration::from_secs(self.session_ttl),
@@ -78,6 +88,8 @@ impl ServeArgs {
             max_total: self.max_total,
             lost_after: Duration::from_secs_f64(self.lost_after.min(1e9)),
             body_timeout,
+            idle_timeout,
+            max_connections: self.max_connections,
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(ServerTlsFiles {
                     cert: cert.clone(),
@@ -100,11 +112,13 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ""
     };
     eprintln!(
-        "mpc relay {} listening on {} (message limit {} bytes, sessions expire after {} s idle{client_auth})",
+        "mpc relay {} listening on {} (message limit {} bytes, sessions expire after {} s idle, \
+         at most {} connections{client_auth})",
         env!("CARGO_PKG_VERSION"),
         relay.url(),
         config.max_message,
-        config.session_ttl.as_secs()
+        config.session_ttl.as_secs(),
+        relay.max_connections()
     );
     relay
         .run(async {

@@ -328,7 +328,29 @@ impl Relay {
     pub fn start(extra: &[&str]) -> Relay {
         let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn("relay", mpc(&args));
+        Relay::start_command(mpc(&args))
+    }
+
+    /// Like [`start`](Self::start), with the relay's open-file limit (soft and hard) set
+    /// to `fds` first.
+    pub fn start_with_fd_limit(fds: u32, extra: &[&str]) -> Relay {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
+            .arg(MPC)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("SOCKET_ADDRESS")
+            .stdin(Stdio::null());
+        Relay::start_command(shell)
+    }
+
+    /// Starts a relay from `cmd`, an `mpc serve --listen 127.0.0.1:0 ...` command (or a
+    /// wrapper that execs one).
+    pub fn start_command(cmd: Command) -> Relay {
+        let mut proc = Proc::spawn("relay", cmd);
         proc.wait_for_stderr("listening on http://", Duration::from_secs(10));
         let log = proc.stderr_so_far();
         let at = log.find("listening on http://").expect("listening line") + 13;
