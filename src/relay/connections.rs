@@ -45,7 +45,7 @@ pub fn fit_to_fd_limit(wanted: usize) -> usize {
         && current < maximum
     {
         limit.current = Some(maximum);
-        if setrlimit(Resource::Nofile, limit.clone()).is_err() {
+        if setrlimit(Resource::Nofile, limit).is_err() {
             limit.current = Some(current);
         }
     }
