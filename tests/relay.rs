@@ -460,12 +460,31 @@ async fn malformed_requests_get_clear_refusals() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_sessions_and_delete() {
-    let relay = start(config()).await;
-    let client = http();
+    const ADMIN: &str = "operator-token-0123456789";
+    let relay = start(RelayConfig {
+        admin_token: Some(ADMIN.into()),
+        ..config()
+    })
+    .await;
+    // The session list and deletion of anonymous sessions are the operator's.
+    let client = {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {ADMIN}").parse().unwrap(),
+        );
+        Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
     let url = &relay.url;
     let health = get_json(&client, &format!("{url}/health")).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["service"], "mpc relay");
+    assert!(health["instance"].is_string());
 
     for seat in ["0", "dealer"] {
         let resp = client
@@ -602,8 +621,9 @@ async fn relay_transport_delivers_in_order() {
         .unwrap_err();
     assert!(err.to_string().contains("the dealer"), "{err}");
 
-    // A second client cannot take seat 0.
-    let taken = RelayTransport::join(&relay.url, "tx", 0, 2, timeout).await;
+    // A second client cannot take seat 0 while its holder is alive (it waits for the seat
+    // to be free until its timeout).
+    let taken = RelayTransport::join(&relay.url, "tx", 0, 2, Duration::from_secs(1)).await;
     match taken {
         Err(err) => assert!(
             err.to_string()

@@ -56,6 +56,10 @@ impl From<anyhow::Error> for Failure {
     }
 }
 
+/// The longest duration a flag accepts, in seconds: far beyond any session, and small
+/// enough that adding it to the current time cannot overflow.
+const MAX_SECS: f64 = 1e9;
+
 /// Parses a duration in seconds for `--timeout`.
 pub fn parse_secs(s: &str) -> Result<Duration, String> {
     let secs: f64 = s
@@ -63,6 +67,11 @@ pub fn parse_secs(s: &str) -> Result<Duration, String> {
         .map_err(|_| format!("'{s}' is not a number of seconds"))?;
     if !(secs > 0.0 && secs.is_finite()) {
         return Err(format!("'{s}' must be a positive number of seconds"));
+    }
+    if secs > MAX_SECS {
+        return Err(format!(
+            "'{s}' is too long: at most {MAX_SECS} seconds (about 31 years)"
+        ));
     }
     Ok(Duration::from_secs_f64(secs))
 }
@@ -82,4 +91,20 @@ pub fn peak_rss_bytes() -> Option<u64> {
     let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations_are_bounded() {
+        assert_eq!(parse_secs("1.5"), Ok(Duration::from_millis(1500)));
+        assert_eq!(parse_secs("1e9"), Ok(Duration::from_secs(1_000_000_000)));
+        for bad in ["0", "-1", "nan", "inf", "soon"] {
+            assert!(parse_secs(bad).is_err(), "{bad}");
+        }
+        let err = parse_secs("1e20").unwrap_err();
+        assert!(err.contains("too long"), "{err}");
+    }
 }

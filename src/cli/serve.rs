@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::relay::store::StoreKind;
 use crate::relay::tls::ServerTlsFiles;
 use crate::relay::{self, RelayConfig};
 
@@ -53,6 +54,24 @@ pub struct ServeArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30.0)]
     pub body_timeout: f64,
 
+    /// Where sessions live: `memory` (this process; lost when it stops) or a Redis URL,
+    /// redis://HOST:PORT[/DB], shared by every relay given the same URL, so that a relay
+    /// can restart, or others serve the same sessions, without losing them.
+    #[arg(long, value_name = "memory|redis://HOST:PORT[/DB]", default_value = "memory", value_parser = StoreKind::parse)]
+    pub store: StoreKind,
+
+    /// The operator's token (16 to 128 characters; or set MPC_ADMIN_TOKEN): sent as
+    /// `authorization: Bearer TOKEN`, it lists sessions (GET /sessions) and deletes any
+    /// session. Without it, nobody can list sessions, and only a session's own clients can
+    /// delete it.
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "MPC_ADMIN_TOKEN",
+        hide_env_values = true
+    )]
+    pub admin_token: Option<String>,
+
     /// Serve HTTPS with this certificate chain (PEM, leaf first); needs --tls-key.
     /// Clients then use an https:// URL (and --ca-cert FILE if the CA is private).
     #[arg(long, value_name = "FILE", requires = "tls_key")]
@@ -90,6 +109,8 @@ impl ServeArgs {
             body_timeout,
             idle_timeout,
             max_connections: self.max_connections,
+            store: self.store.clone(),
+            admin_token: self.admin_token.clone(),
             tls: match (&self.tls_cert, &self.tls_key) {
                 (Some(cert), Some(key)) => Some(ServerTlsFiles {
                     cert: cert.clone(),
@@ -112,10 +133,12 @@ pub async fn run(args: ServeArgs) -> anyhow::Result<()> {
         ""
     };
     eprintln!(
-        "mpc relay {} listening on {} (message limit {} bytes, sessions expire after {} s idle, \
-         at most {} connections{client_auth})",
+        "mpc relay {} listening on {} ({}, instance {}, message limit {} bytes, sessions \
+         expire after {} s idle, at most {} connections{client_auth})",
         env!("CARGO_PKG_VERSION"),
         relay.url(),
+        relay.store_description(),
+        relay.instance(),
         config.max_message,
         config.session_ttl.as_secs(),
         relay.max_connections()

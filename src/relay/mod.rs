@@ -3,7 +3,6 @@
 //!
 //! Built directly on hyper 1 and hyper-util (HTTP/1.1 and HTTP/2 on the same port). The
 //! module is split into:
-//! - [`sessions`]: the session registry, seats, per-pair mailboxes and memory accounting;
 //! - [`routes`]: request parsing and the HTTP routes (see the design document);
 //! - [`tls`]: optional TLS (rustls), also for clients that must present a certificate;
 //! - this file: configuration, binding, the accept loop (shared with direct-mode
@@ -12,9 +11,12 @@
 //! Every session has its own (std) mutex, held only for short, non-async critical sections;
 //! waiting receivers are woken through a [`tokio::sync::Notify`] per ordered pair.
 
+pub mod budget;
 pub mod connections;
+pub mod metrics;
 pub mod routes;
 pub mod sessions;
+pub mod store;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -37,8 +39,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
+use budget::Budget;
 use connections::{ConnectionLimits, Connections};
-use sessions::Registry;
+use metrics::Metrics;
+use sessions::TokenDigest;
+use store::{AnyStore, Store, StoreContext, StoreKind, StoreLimits};
 use tls::{ServerTlsFiles, TlsError};
 
 /// How long open connections may take to finish their current requests after shutdown.
@@ -75,6 +80,10 @@ pub struct RelayConfig {
     pub max_connections: usize,
     /// A message body that delivers no data for this long is dropped (408) with its charge.
     pub body_timeout: Duration,
+    /// Where sessions are kept: in this process (default) or in Redis.
+    pub store: StoreKind,
+    /// The operator's token: lists sessions and deletes any session (`None`: nobody can).
+    pub admin_token: Option<String>,
     /// Serve HTTPS with this certificate and key (and, optionally, demand client
     /// certificates from a CA); `None` serves plain HTTP.
     pub tls: Option<ServerTlsFiles>,
@@ -93,6 +102,8 @@ impl Default for RelayConfig {
             body_timeout: Duration::from_secs(30),
             idle_timeout: Duration::from_secs(60),
             max_connections: 10_000,
+            store: StoreKind::Memory,
+            admin_token: None,
             tls: None,
         }
     }
@@ -138,6 +149,13 @@ impl RelayConfig {
         if self.lost_after.is_zero() {
             return bad("the lost-peer delay must be positive".into());
         }
+        if let Some(token) = &self.admin_token
+            && (token.len() < 16
+                || token.len() > 128
+                || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return bad("the admin token must be 16 to 128 visible ASCII characters".into());
+        }
         Ok(())
     }
 }
@@ -160,14 +178,32 @@ pub enum RelayError {
     /// The TLS certificate, key or client CA cannot be used.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The session store cannot be opened (e.g. Redis is unreachable).
+    #[error("cannot open the session store: {0}")]
+    Store(String),
+}
+
+/// Everything the routes of a running relay share.
+pub struct RelayState {
+    /// The configuration.
+    pub config: RelayConfig,
+    /// Where the sessions live.
+    pub store: AnyStore,
+    /// The memory budget (`--max-total`).
+    pub budget: Arc<Budget>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The open connections.
+    pub connections: Arc<Connections>,
+    /// The digest of the admin token, if one is configured.
+    pub admin: Option<TokenDigest>,
 }
 
 /// A relay bound to its listening socket, ready to [`run`](Relay::run).
 pub struct Relay {
     listener: TcpListener,
     addr: SocketAddr,
-    registry: Arc<Registry>,
-    connections: Arc<Connections>,
+    state: Arc<RelayState>,
     tls: Option<TlsAcceptor>,
 }
 
@@ -206,11 +242,33 @@ impl Relay {
             idle_timeout: config.idle_timeout,
             max_connections: connections::fit_to_fd_limit(config.max_connections),
         });
+        let budget = Budget::new(config.max_total);
+        let metrics = Arc::new(Metrics::default());
+        let context = StoreContext {
+            limits: StoreLimits {
+                max_queue: config.max_queue,
+                max_session: config.max_session,
+                session_ttl: config.session_ttl,
+                lost_after: config.lost_after,
+            },
+            budget: budget.clone(),
+            metrics: metrics.clone(),
+        };
+        let store = AnyStore::open(&config.store, context)
+            .await
+            .map_err(RelayError::Store)?;
+        let admin = config.admin_token.as_deref().map(TokenDigest::of);
         Ok(Relay {
             listener,
             addr,
-            registry: Arc::new(Registry::new(config)),
-            connections,
+            state: Arc::new(RelayState {
+                config,
+                store,
+                budget,
+                metrics,
+                connections,
+                admin,
+            }),
             tls,
         })
     }
@@ -223,7 +281,17 @@ impl Relay {
     /// The most connections served at once (the configured cap, lowered to fit the
     /// process's open-file limit).
     pub fn max_connections(&self) -> usize {
-        self.connections.limits().max_connections
+        self.state.connections.limits().max_connections
+    }
+
+    /// Where the sessions live, for the start-up line.
+    pub fn store_description(&self) -> String {
+        self.state.store.describe()
+    }
+
+    /// The instance id the relay reports (`x-mpc-relay`, `/health`).
+    pub fn instance(&self) -> &str {
+        self.state.store.instance()
     }
 
     /// The URL clients use: `https://ADDR` with TLS, `http://ADDR` without.
@@ -238,23 +306,25 @@ impl Relay {
         let Relay {
             listener,
             addr,
-            registry,
-            connections,
+            state,
             tls,
         } = self;
         tracing::debug!(%addr, tls = tls.is_some(), "relay accepting connections");
-        let expiry = tokio::spawn(expire_sessions(registry.clone()));
+        let expiry = tokio::spawn(expire_sessions(state.clone()));
         let handler = {
-            let registry = registry.clone();
+            let state = state.clone();
             move |req: Request<Incoming>| {
-                let registry = registry.clone();
-                async move { routes::handle(&registry, req).await }
+                let state = state.clone();
+                async move { routes::handle(&state, req).await }
             }
         };
-        serve_http_with(connections, listener, tls, handler, shutdown, || {
+        let connections = state.connections.clone();
+        let stopping = state.clone();
+        serve_http_with(connections, listener, tls, handler, shutdown, move || {
             tracing::info!("relay shutting down");
             expiry.abort();
-            registry.shut_down();
+            // Wake waiting receives, so they answer before the connections drain.
+            tokio::spawn(async move { stopping.store.shut_down().await });
         })
         .await;
         Ok(())
@@ -458,13 +528,13 @@ async fn serve_connection<I, H, F>(
 }
 
 /// Removes idle sessions periodically.
-async fn expire_sessions(registry: Arc<Registry>) {
-    let ttl = registry.config().session_ttl;
+async fn expire_sessions(state: Arc<RelayState>) {
+    let ttl = state.config.session_ttl;
     let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        registry.expire_idle();
+        state.store.expire_idle().await;
     }
 }

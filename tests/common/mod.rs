@@ -326,9 +326,25 @@ impl Relay {
     /// Starts `mpc serve --listen 127.0.0.1:0` (plus `extra`), reads the bound address from
     /// its first stderr line and waits until `GET /health` answers 200.
     pub fn start(extra: &[&str]) -> Relay {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        Relay::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Like [`start`](Self::start), listening on `addr` (e.g. the port of a relay that
+    /// was killed, to restart it).
+    pub fn start_on(addr: &str, extra: &[&str]) -> Relay {
+        let mut args = vec!["serve", "--listen", addr];
         args.extend_from_slice(extra);
         Relay::start_command(mpc(&args))
+    }
+
+    /// Kills the relay at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// The `HOST:PORT` it listens on.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
     }
 
     /// Like [`start`](Self::start), with the relay's open-file limit (soft and hard) set

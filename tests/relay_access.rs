@@ -1,0 +1,317 @@
+//! Who may do what at the relay: a seat claimed with a token is read, acknowledged and
+//! written only with it; a session is deleted only by one of its clients or the operator;
+//! the session list is the operator's; a seat whose client was lost can be claimed anew.
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use common::inproc::{self, answer, http};
+use mpc::channel::Transport;
+use mpc::channel::relay::RelayTransport;
+use mpc::relay::RelayConfig;
+use reqwest::{Client, StatusCode};
+
+const ADMIN: &str = "operator-token-0123456789";
+
+/// Joins `seat` of `session` with a client id and token, as `RelayTransport` does.
+async fn join(
+    client: &Client,
+    url: &str,
+    session: &str,
+    seat: &str,
+    token: &str,
+) -> reqwest::Response {
+    client
+        .put(format!("{url}/join/{session}/{seat}?parties=2"))
+        .header("x-mpc-client", format!("client-{token}"))
+        .header("x-mpc-token", token)
+        .send()
+        .await
+        .expect("join")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn outsiders_cannot_read_acknowledge_write_or_delete() {
+    let relay = inproc::start(RelayConfig {
+        admin_token: Some(ADMIN.into()),
+        ..inproc::config()
+    })
+    .await;
+    let url = &relay.url;
+    let timeout = Duration::from_secs(10);
+    let t0 = RelayTransport::join(url, "guarded", 0, 2, timeout)
+        .await
+        .unwrap();
+    let t1 = RelayTransport::join(url, "guarded", 1, 2, timeout)
+        .await
+        .unwrap();
+    t0.send_frame(1, 0, Bytes::from_static(b"for party 1 only"))
+        .await
+        .unwrap();
+
+    let outsider = http();
+    let forbidden = |what: &'static str| {
+        move |(status, body): (StatusCode, String)| {
+            assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
+            body
+        }
+    };
+    // Long-poll receive (which also acknowledges the frames before it).
+    let body = forbidden("long-poll receive")(
+        answer(
+            outsider
+                .post(format!("{url}/recv/guarded/0/1?seq=1&wait=0"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    assert!(body.contains("x-mpc-token"), "{body}");
+    // polytune's receive, which takes the message.
+    forbidden("pop")(
+        answer(
+            outsider
+                .post(format!("{url}/recv/guarded/0/1"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    // A wrong token is no better than none.
+    forbidden("wrong token")(
+        answer(
+            outsider
+                .post(format!("{url}/recv/guarded/0/1?seq=0&wait=0"))
+                .header("x-mpc-token", "guess")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    // Writing in party 0's name (which would spoil its sequence numbers).
+    forbidden("send")(
+        answer(
+            outsider
+                .post(format!("{url}/send/guarded/0/1?seq=1"))
+                .body("forged")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    // Taking party 0's seat.
+    let resp = join(&outsider, url, "guarded", "0", "thief").await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    // Deleting the session, or listing sessions.
+    forbidden("delete")(
+        answer(
+            outsider
+                .delete(format!("{url}/sessions/guarded"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    forbidden("delete with a made-up token")(
+        answer(
+            outsider
+                .delete(format!("{url}/sessions/guarded"))
+                .header("x-mpc-token", "made-up")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    forbidden("list")(
+        answer(
+            outsider
+                .get(format!("{url}/sessions"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+    forbidden("list with a wrong admin token")(
+        answer(
+            outsider
+                .get(format!("{url}/sessions"))
+                .header("authorization", "Bearer not-the-admin-token")
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await,
+    );
+
+    // Nothing was taken or acknowledged: party 1 gets frame 0, and the session goes on.
+    let got = t1
+        .recv_frame(0, 0, Instant::now() + timeout)
+        .await
+        .unwrap()
+        .expect("frame 0");
+    assert_eq!(got, Bytes::from_static(b"for party 1 only"));
+    t1.send_frame(0, 0, Bytes::from_static(b"reply"))
+        .await
+        .unwrap();
+    let got = t0
+        .recv_frame(1, 0, Instant::now() + timeout)
+        .await
+        .unwrap()
+        .expect("reply");
+    assert_eq!(got, Bytes::from_static(b"reply"));
+
+    // The operator lists and deletes.
+    let list: serde_json::Value = serde_json::from_slice(
+        &outsider
+            .get(format!("{url}/sessions"))
+            .header("authorization", format!("Bearer {ADMIN}"))
+            .send()
+            .await
+            .unwrap()
+            .bytes()
+            .await
+            .unwrap(),
+    )
+    .unwrap();
+    assert_eq!(list[0]["session"], "guarded");
+    assert_eq!(list[0]["parties"], 2);
+    let resp = outsider
+        .delete(format!("{url}/sessions/guarded"))
+        .header("authorization", format!("Bearer {ADMIN}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_seat_holder_may_delete_its_session() {
+    let relay = inproc::start(inproc::config()).await;
+    let client = http();
+    let url = &relay.url;
+    assert_eq!(
+        join(&client, url, "mine", "0", "token-a").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        join(&client, url, "mine", "1", "token-b").await.status(),
+        StatusCode::OK
+    );
+    // Without an admin token configured, nobody lists sessions.
+    let (status, body) = answer(client.get(format!("{url}/sessions")).send().await.unwrap()).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(body.contains("--admin-token"), "{body}");
+    let resp = client
+        .delete(format!("{url}/sessions/mine"))
+        .header("x-mpc-token", "token-b")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client
+        .get(format!("{url}/sessions/mine"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::NOT_FOUND);
+}
+
+/// A client that crashed leaves its seat to a new client once the relay counts it lost;
+/// until then the newcomer is told when to retry. The old client, should it come back,
+/// no longer gets in.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_lost_seat_can_be_reclaimed() {
+    let relay = inproc::start(RelayConfig {
+        lost_after: Duration::from_millis(500),
+        ..inproc::config()
+    })
+    .await;
+    let client = http();
+    let url = &relay.url;
+    assert_eq!(
+        join(&client, url, "crash", "0", "first").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        join(&client, url, "crash", "1", "other").await.status(),
+        StatusCode::OK
+    );
+    // What the first client sent before it crashed.
+    let resp = client
+        .post(format!("{url}/send/crash/0/1?seq=0"))
+        .header("x-mpc-token", "first")
+        .body("from the crashed run")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // At once: taken, with a hint and a retry-after.
+    let resp = join(&client, url, "crash", "0", "second").await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    assert!(resp.headers().contains_key("retry-after"));
+    let body = resp.text().await.unwrap();
+    assert!(body.contains("free again once"), "{body}");
+
+    // After the first client has been silent for the lost delay: the seat is the new one's,
+    // and it starts from message 0.
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    assert_eq!(
+        join(&client, url, "crash", "0", "second").await.status(),
+        StatusCode::OK
+    );
+    let resp = client
+        .post(format!("{url}/send/crash/0/1?seq=0"))
+        .header("x-mpc-token", "second")
+        .body("from the new run")
+        .send()
+        .await
+        .unwrap();
+    let (status, body) = answer(resp).await;
+    assert_eq!(status, StatusCode::OK);
+    assert!(body.contains("queued as message 0"), "{body}");
+    let (status, body) = answer(
+        client
+            .post(format!("{url}/recv/crash/0/1?seq=0&wait=1"))
+            .header("x-mpc-token", "other")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        (status, body.as_str()),
+        (StatusCode::OK, "from the new run")
+    );
+
+    // The old client is out.
+    let resp = join(&client, url, "crash", "0", "first").await;
+    assert_eq!(resp.status(), StatusCode::CONFLICT);
+    let resp = client
+        .post(format!("{url}/send/crash/0/1?seq=1"))
+        .header("x-mpc-token", "first")
+        .body("late")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    // Through the transport: a rerun of a crashed party joins (waiting for the seat).
+    let t0 = RelayTransport::join(url, "rerun", 0, 2, Duration::from_secs(5))
+        .await
+        .unwrap();
+    drop(t0);
+    let started = Instant::now();
+    let again = RelayTransport::join(url, "rerun", 0, 2, Duration::from_secs(5)).await;
+    assert!(again.is_ok(), "the rerun could not reclaim its seat");
+    assert!(started.elapsed() < Duration::from_secs(4));
+}
