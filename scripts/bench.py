@@ -1,6 +1,10 @@
 #!/usr/bin/env python3
 """Throughput benchmarks for mpc (run through scripts/bench.sh).
 
+The Bristol Fashion circuits are exported from programs/aes128.garble.rs and
+programs/sha256.garble.rs into a temporary directory (`mpc check --bristol-out`); the binary
+is $CARGO_TARGET_DIR/release/mpc (target/release/mpc by default).
+
 Prints, per case: protocol wall time, AND gates per second, bytes sent per party and peak
 RSS per party, over the in-memory channel (`mpc run`) and through the relay on loopback
 (`mpc serve` + `mpc pre` + one `mpc party` process per party). Figures only: nothing here
@@ -15,15 +19,23 @@ import tempfile
 import time
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-MPC = os.path.join(ROOT, "target", "release", "mpc")
-CIRCUITS = os.path.join(ROOT, "..", "shared", "circuits")
+TARGET = os.path.abspath(os.environ.get("CARGO_TARGET_DIR") or os.path.join(ROOT, "target"))
+MPC = os.path.join(TARGET, "release", "mpc")
+PROGRAMS = os.path.join(ROOT, "programs")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
+# BENCH_ONLY=AES,SHA runs only the cases whose name contains one of these words.
+ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
 
 
-def aes3_circuit(path):
-    """A 3-party AES-128 made from the shared 2-party circuit at bench time: parties 0 and
+def export_bristol(program, path):
+    """Writes the Bristol Fashion circuit of a Garble program (`mpc check --bristol-out`)."""
+    subprocess.run([MPC, "check", program, "--bristol-out", path], capture_output=True, check=True)
+
+
+def aes3_circuit(aes_128, path):
+    """A 3-party AES-128 made from the exported 2-party circuit at bench time: parties 0 and
     1 hold XOR shares of the key, party 2 the plaintext (128 XOR gates in front)."""
-    with open(os.path.join(CIRCUITS, "aes_128.txt")) as f:
+    with open(aes_128) as f:
         lines = [l.split() for l in f if l.strip()]
     ngates, nwires = int(lines[0][0]), int(lines[0][1])
     out = [f"{ngates + 128} {nwires + 256}", "3 128 128 128", " ".join(lines[2])]
@@ -120,21 +132,41 @@ def run_relay(name, program, inputs, relay_url, dealer=True):
 
 
 def main():
-    tmp = tempfile.mkdtemp(prefix="mpc-bench-")
+    with tempfile.TemporaryDirectory(prefix="mpc-bench-") as tmp:
+        bench(tmp)
+
+
+def garble_list(values, suffix):
+    return "[" + ", ".join(f"{v}{suffix}" for v in values) + "]"
+
+
+def bench(tmp):
+    # The Bristol circuits are exported from the Garble programs at bench time.
+    aes2 = os.path.join(tmp, "aes_128.txt")
+    sha = os.path.join(tmp, "sha256.txt")
+    export_bristol(os.path.join(PROGRAMS, "aes128.garble.rs"), aes2)
+    export_bristol(os.path.join(PROGRAMS, "sha256.garble.rs"), sha)
     aes3 = os.path.join(tmp, "aes_128_3party.txt")
-    aes3_circuit(aes3)
+    aes3_circuit(aes2, aes3)
     key = "000102030405060708090a0b0c0d0e0f"
     pt = "00112233445566778899aabbccddeeff"
     iv = "6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19"
     block = "80" + "0" * 126
+    garble_key, garble_pt = garble_list(bytes.fromhex(key), "u8"), garble_list(bytes.fromhex(pt), "u8")
+    garble_block = garble_list([int(block[i:i + 8], 16) for i in range(0, 128, 8)], "u32")
+    garble_iv = garble_list([int(iv[i:i + 8], 16) for i in range(0, 64, 8)], "u32")
     matrix, vec = "[[3u16; 32]; 32]", "[5u16; 32]"
     cases = [
-        ("AES-128 (Bristol)", os.path.join(CIRCUITS, "aes_128.txt"), [key, pt]),
+        ("AES-128 (Garble)", os.path.join(PROGRAMS, "aes128.garble.rs"), [garble_key, garble_pt]),
+        ("AES-128 (exported Bristol)", aes2, [key, pt]),
         ("AES-128 (Bristol, 3 parties)", aes3, [key, "0" * 32, pt]),
-        ("SHA-256 (Bristol)", os.path.join(CIRCUITS, "sha256.txt"), [block, iv]),
-        ("big.garble.rs (~1M AND)", os.path.join(ROOT, "programs", "big.garble.rs"), [matrix, vec]),
-        ("big3.garble.rs (~1M AND)", os.path.join(ROOT, "programs", "big3.garble.rs"), [matrix, vec, "[1u16; 32]"]),
+        ("SHA-256 (Garble)", os.path.join(PROGRAMS, "sha256.garble.rs"), [garble_block, garble_iv]),
+        ("SHA-256 (exported Bristol)", sha, [block, iv]),
+        ("big.garble.rs (~1M AND)", os.path.join(PROGRAMS, "big.garble.rs"), [matrix, vec]),
+        ("big3.garble.rs (~1M AND)", os.path.join(PROGRAMS, "big3.garble.rs"), [matrix, vec, "[1u16; 32]"]),
     ]
+    if ONLY:
+        cases = [c for c in cases if any(w in c[0] for w in ONLY)]
     # Warm the compile cache so no case measures compilation.
     for _, program, _ in cases:
         subprocess.run([MPC, "check", program], capture_output=True, check=True)
@@ -158,13 +190,14 @@ def main():
             run_relay(name, program, inputs, url)
         for name, program, inputs in cases:
             run_relay(name, program, inputs, url, dealer=False)
-        run_relay("add.garble.rs", os.path.join(ROOT, "programs", "add.garble.rs"),
-                  ["1u32", "2u32", "3u32"], url)
+        if not ONLY:
+            run_relay("add.garble.rs", os.path.join(PROGRAMS, "add.garble.rs"),
+                      ["1u32", "2u32", "3u32"], url)
     finally:
         relay.terminate()
         relay.wait()
     # The 3-party add with every process, the relay included.
-    if not os.path.exists(os.path.join(ROOT, "scripts", "demo.sh")):
+    if ONLY or not os.path.exists(os.path.join(ROOT, "scripts", "demo.sh")):
         return
     start = time.monotonic()
     out = subprocess.run([os.path.join(ROOT, "scripts", "demo.sh")], capture_output=True, text=True)

@@ -22,6 +22,8 @@ pub struct LocalOptions {
     pub chunk_ands: usize,
     /// Receive timeout.
     pub timeout: Duration,
+    /// The session id every party binds the run to.
+    pub session_id: [u8; 32],
 }
 
 impl Default for LocalOptions {
@@ -31,6 +33,7 @@ impl Default for LocalOptions {
             evaluator: 0,
             chunk_ands: crate::engine::protocol::DEFAULT_CHUNK_ANDS,
             timeout: Duration::from_secs(60),
+            session_id: crate::engine::session_id("local", b""),
         }
     }
 }
@@ -124,6 +127,7 @@ pub async fn run_local_each<C: Channel, D: Channel>(
             parties: n,
             evaluator: opts.evaluator,
             program_hash,
+            session_id: opts.session_id,
             source: opts.source,
             chunk_ands: opts.chunk_ands,
         };

@@ -20,15 +20,17 @@
 //! Smart's collection number the wires of a value from its least significant bit, so wire `j`
 //! of an input value is bit `j` of the hex number read as one big-endian integer (the last
 //! hex digit holds wires 0 to 3). With this convention hex in and hex out are in the usual
-//! byte order of the standards: `aes_128.txt` takes the key as input 0 and the plaintext as
-//! input 1, and key `000102030405060708090a0b0c0d0e0f` with plaintext
+//! byte order of the standards: Smart's `aes_128.txt` takes the key as input 0 and the
+//! plaintext as input 1, and key `000102030405060708090a0b0c0d0e0f` with plaintext
 //! `00112233445566778899aabbccddeeff` gives `69c4e0d86a7b0430d8cdb78070b4c55a` (FIPS-197,
-//! appendix C.1). `sha256.txt` (the SHA-256 compression function) takes the 512-bit message
+//! appendix C.1); `sha256.txt` (the SHA-256 compression function) takes the 512-bit message
 //! block as input 0 and the 256-bit chaining value as input 1 and outputs the new chaining
-//! value, all as big-endian hex as in FIPS 180-4: the padded empty message
-//! `80000000…00` with the standard initial value
-//! `6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19` gives
-//! `e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855`.
+//! value, all as big-endian hex as in FIPS 180-4.
+//!
+//! [`Program::to_bristol`] (`mpc check --bristol-out FILE`) writes any panic-free program as
+//! such a circuit, numbering the bits of each Garble value from the most significant so that
+//! the hex reads like the value's bytes: `programs/aes128.garble.rs` and
+//! `programs/sha256.garble.rs` export to circuits with exactly the interfaces above.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -44,13 +46,18 @@ use std::{
 use garble_lang::{
     CircuitKind, CompileOptions, CompileTimeError, GarbleProgram, TypedProgram,
     ast::{Type, Variant},
-    circuit::{Circuit as SsaCircuit, Gate, PANIC_RESULT_SIZE_IN_BITS},
+    circuit::PANIC_RESULT_SIZE_IN_BITS,
     circuit_type::CircuitType,
     eval::EvalError,
     literal::Literal,
     register_circuit::{Circuit, Op},
 };
 use serde::{Deserialize, Serialize};
+
+mod bristol;
+
+pub use bristol::BristolText;
+use bristol::{BristolInfo, Layout, bits_to_hex, hex_to_bits, parse_bristol, write_bristol};
 
 /// The garble_lang version this crate is built against. It is part of the cache key, so that
 /// circuits compiled by another compiler version are never reused; a test checks it against
@@ -177,6 +184,14 @@ pub enum ProgramError {
         /// Why decoding failed.
         reason: String,
     },
+    /// The program cannot be written as a Bristol Fashion circuit ([`Program::to_bristol`]).
+    #[error("cannot export {} as a Bristol Fashion circuit: {reason}", path.display())]
+    BristolExport {
+        /// The program file.
+        path: PathBuf,
+        /// Why not.
+        reason: String,
+    },
     /// The inputs given to [`Program::try_eval_plain`] do not fit the circuit.
     #[error("plaintext evaluation of {}: {reason}", path.display())]
     BadEvalInputs {
@@ -284,13 +299,6 @@ pub struct Summary {
     /// Definitions of the structs and enums used by the parameters and the output, e.g.
     /// `enum Richer { Party0, Party1, Tie }` (empty for Bristol circuits).
     pub definitions: Vec<String>,
-}
-
-/// Bristol Fashion metadata: widths of the input and output values.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct BristolInfo {
-    inputs: Vec<usize>,
-    outputs: Vec<usize>,
 }
 
 /// The kind-specific part of a [`Program`].
@@ -760,6 +768,36 @@ impl Program {
             }
         }
         Ok(self.circuit.eval(inputs))
+    }
+
+    /// The program as a Bristol Fashion circuit (`mpc check --bristol-out`) that this module
+    /// reads back as the same function: input value `i` is party `i`'s input, and the output
+    /// is one value with every output bit (a Garble program's return value, without garble's
+    /// panic information) or the circuit's own output values. Hex in and out read like the
+    /// Garble values: bits are numbered from the most significant, so a `[u8; 16]` is its
+    /// bytes in order and a `[u32; 8]` its big-endian words (see the module docs).
+    ///
+    /// Constants are folded and unused gates dropped, so the AND count does not grow. A
+    /// Garble program that can panic is refused: Bristol Fashion cannot report a panic.
+    pub fn to_bristol(&self) -> Result<BristolText, ProgramError> {
+        let outputs = &self.circuit.output_regs;
+        let (values, panic, msb_first, widths) = match &self.inner {
+            Inner::Garble { .. } => {
+                let values = &outputs[PANIC_RESULT_SIZE_IN_BITS..];
+                (values, outputs.first().copied(), true, vec![values.len()])
+            }
+            Inner::Bristol(info) => (&outputs[..], None, false, info.outputs.clone()),
+        };
+        let layout = Layout {
+            outputs: values,
+            output_widths: &widths,
+            panic,
+            msb_first,
+        };
+        write_bristol(&self.circuit, &layout).map_err(|reason| ProgramError::BristolExport {
+            path: self.path.clone(),
+            reason,
+        })
     }
 
     /// For `mpc check`: each party's parameter (name, type, bits), the output type, the
@@ -1254,266 +1292,6 @@ fn bits_to_u64(bits: &[bool]) -> u64 {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Bristol Fashion
-// ---------------------------------------------------------------------------------------------
-
-/// Parses hex into `width` bits in Bristol wire order (wire `j` = bit `j` of the number).
-fn hex_to_bits(text: &str, width: usize) -> Result<Vec<bool>, String> {
-    let t = text.trim();
-    let digits = t
-        .strip_prefix("0x")
-        .or_else(|| t.strip_prefix("0X"))
-        .unwrap_or(t);
-    let want = width.div_ceil(4);
-    if digits.len() != want {
-        return Err(format!(
-            "expected exactly {want} hex digits ({width} bits), found {}",
-            digits.chars().count()
-        ));
-    }
-    let mut nibbles = Vec::with_capacity(want);
-    for (i, c) in digits.chars().enumerate() {
-        let v = c
-            .to_digit(16)
-            .ok_or_else(|| format!("'{c}' at position {} is not a hex digit", i + 1))?;
-        nibbles.push(v as u8);
-    }
-    // Wire j is bit j of the number; the last digit holds bits 0..4.
-    let mut bits = vec![false; want * 4];
-    for (k, nib) in nibbles.iter().rev().enumerate() {
-        for b in 0..4 {
-            bits[4 * k + b] = (nib >> b) & 1 == 1;
-        }
-    }
-    if bits[width..].iter().any(|&b| b) {
-        return Err(format!("the value does not fit in {width} bits"));
-    }
-    bits.truncate(width);
-    Ok(bits)
-}
-
-/// Formats bits in Bristol wire order (wire `j` = bit `j`) as lowercase hex.
-fn bits_to_hex(bits: &[bool]) -> String {
-    let digits = bits.len().div_ceil(4);
-    let mut out = String::with_capacity(digits);
-    for k in (0..digits).rev() {
-        let mut nib = 0u32;
-        for b in 0..4 {
-            if bits.get(4 * k + b).copied().unwrap_or(false) {
-                nib |= 1 << b;
-            }
-        }
-        out.push(char::from_digit(nib, 16).unwrap_or('?'));
-    }
-    out
-}
-
-/// Parses a Bristol Fashion circuit into a register circuit (via garble's SSA circuit and its
-/// register allocator).
-fn parse_bristol(path: &Path, text: &str) -> Result<(BristolInfo, Circuit), ProgramError> {
-    let err = |line: usize, reason: String| ProgramError::Bristol {
-        path: path.to_path_buf(),
-        line,
-        reason,
-    };
-    let mut lines = text
-        .lines()
-        .enumerate()
-        .map(|(i, l)| (i + 1, l))
-        .filter(|(_, l)| !l.trim().is_empty());
-    let mut numbers = |what: &str| -> Result<(usize, Vec<usize>), ProgramError> {
-        let (no, line) = lines
-            .next()
-            .ok_or_else(|| err(0, format!("the file ends before the {what} line")))?;
-        let nums = line
-            .split_whitespace()
-            .map(|p| p.parse::<usize>())
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|_| err(no, format!("the {what} line must contain only numbers")))?;
-        Ok((no, nums))
-    };
-    let (no, header) = numbers("header (`ngates nwires`)")?;
-    let [ngates, nwires] = header[..] else {
-        return Err(err(no, "the header must be `ngates nwires`".into()));
-    };
-    let (no, inputs) = numbers("inputs (`niv width...`)")?;
-    let Some((&niv, inputs)) = inputs.split_first() else {
-        return Err(err(no, "empty inputs line".into()));
-    };
-    if niv == 0 || inputs.len() != niv || inputs.contains(&0) {
-        return Err(err(
-            no,
-            format!("the inputs line must be `niv` followed by niv non-zero widths (niv = {niv})"),
-        ));
-    }
-    let (no, outputs) = numbers("outputs (`nov width...`)")?;
-    let Some((&nov, outputs)) = outputs.split_first() else {
-        return Err(err(no, "empty outputs line".into()));
-    };
-    if nov == 0 || outputs.len() != nov || outputs.contains(&0) {
-        return Err(err(
-            no,
-            format!("the outputs line must be `nov` followed by nov non-zero widths (nov = {nov})"),
-        ));
-    }
-    let total_in = inputs.iter().try_fold(0usize, |a, &w| a.checked_add(w));
-    let total_out = outputs.iter().try_fold(0usize, |a, &w| a.checked_add(w));
-    let (Some(total_in), Some(total_out)) = (total_in, total_out) else {
-        return Err(err(no, "input or output widths overflow".into()));
-    };
-    if total_in > nwires || total_out > nwires {
-        return Err(err(
-            0,
-            format!("{nwires} wires cannot hold {total_in} input and {total_out} output bits"),
-        ));
-    }
-
-    // Gates. Memory is bounded by the file size: every gate is a line.
-    struct RawGate<'a> {
-        line: usize,
-        ins: Vec<usize>,
-        outs: Vec<usize>,
-        kind: &'a str,
-    }
-    let mut raw = Vec::new();
-    for (no, line) in lines {
-        let parts: Vec<&str> = line.split_whitespace().collect();
-        let bad = |reason: &str| err(no, format!("{reason}: `{}`", line.trim()));
-        if parts.len() < 3 {
-            return Err(bad("a gate needs `nin nout wires... TYPE`"));
-        }
-        let nin: usize = parts[0].parse().map_err(|_| bad("bad input count"))?;
-        let nout: usize = parts[1].parse().map_err(|_| bad("bad output count"))?;
-        if nin.checked_add(nout).and_then(|n| n.checked_add(3)) != Some(parts.len()) {
-            return Err(bad("the number of wires does not match `nin nout`"));
-        }
-        let wires = parts[2..2 + nin + nout]
-            .iter()
-            .map(|w| match w.parse::<usize>() {
-                Ok(w) if w < nwires => Ok(w),
-                _ => Err(bad(&format!("wire `{w}` is not a number below {nwires}"))),
-            })
-            .collect::<Result<Vec<_>, _>>()?;
-        let (ins, outs) = wires.split_at(nin);
-        raw.push(RawGate {
-            line: no,
-            ins: ins.to_vec(),
-            outs: outs.to_vec(),
-            kind: parts[parts.len() - 1],
-        });
-    }
-    if raw.len() != ngates {
-        return Err(err(
-            0,
-            format!(
-                "the header announces {ngates} gates but the file has {}",
-                raw.len()
-            ),
-        ));
-    }
-
-    // Map Bristol wires to SSA gate indices (inputs are SSA wires 0..total_in).
-    let mut map: Vec<Option<usize>> = vec![None; nwires];
-    for (i, slot) in map.iter_mut().take(total_in).enumerate() {
-        *slot = Some(i);
-    }
-    let mut gates: Vec<Gate> = Vec::with_capacity(raw.len());
-    let mut constants: [Option<usize>; 2] = [None, None];
-    for g in &raw {
-        let bad = |reason: String| err(g.line, reason);
-        let get =
-            |w: usize| map[w].ok_or_else(|| bad(format!("wire {w} is read before it is written")));
-        let mut produced: Vec<usize> = Vec::with_capacity(g.outs.len());
-        match (g.kind, g.ins.len(), g.outs.len()) {
-            ("XOR", 2, 1) | ("AND", 2, 1) => {
-                let (a, b) = (get(g.ins[0])?, get(g.ins[1])?);
-                gates.push(if g.kind == "XOR" {
-                    Gate::Xor(a, b)
-                } else {
-                    Gate::And(a, b)
-                });
-                produced.push(total_in + gates.len() - 1);
-            }
-            ("INV" | "NOT", 1, 1) => {
-                gates.push(Gate::Not(get(g.ins[0])?));
-                produced.push(total_in + gates.len() - 1);
-            }
-            ("EQW", 1, 1) => produced.push(get(g.ins[0])?),
-            ("EQ", 1, 1) => {
-                let value = match g.ins[0] {
-                    0 => 0,
-                    1 => 1,
-                    v => return Err(bad(format!("EQ needs the constant 0 or 1, found {v}"))),
-                };
-                let zero = match constants[0] {
-                    Some(z) => z,
-                    None => {
-                        gates.push(Gate::Xor(0, 0));
-                        constants[0] = Some(total_in + gates.len() - 1);
-                        total_in + gates.len() - 1
-                    }
-                };
-                let wire = if value == 0 {
-                    zero
-                } else if let Some(one) = constants[1] {
-                    one
-                } else {
-                    gates.push(Gate::Not(zero));
-                    constants[1] = Some(total_in + gates.len() - 1);
-                    total_in + gates.len() - 1
-                };
-                produced.push(wire);
-            }
-            ("MAND", nin, nout) if nout > 0 && nin == 2 * nout => {
-                for i in 0..nout {
-                    let (a, b) = (get(g.ins[i])?, get(g.ins[nout + i])?);
-                    gates.push(Gate::And(a, b));
-                    produced.push(total_in + gates.len() - 1);
-                }
-            }
-            (kind @ ("XOR" | "AND" | "INV" | "NOT" | "EQW" | "EQ" | "MAND"), nin, nout) => {
-                return Err(bad(format!(
-                    "a {kind} gate cannot have {nin} inputs and {nout} outputs"
-                )));
-            }
-            (kind, _, _) => {
-                return Err(bad(format!(
-                    "unsupported gate type `{kind}` (supported: XOR, AND, INV, NOT, MAND, EQW, EQ)"
-                )));
-            }
-        }
-        for (&w, ssa) in g.outs.iter().zip(produced) {
-            if map[w].is_some() {
-                return Err(bad(format!("wire {w} is written twice")));
-            }
-            map[w] = Some(ssa);
-        }
-    }
-    let mut output_gates = Vec::with_capacity(total_out);
-    let first_output = nwires - total_out;
-    for (i, slot) in map[first_output..].iter().enumerate() {
-        let wire = first_output + i;
-        output_gates
-            .push(slot.ok_or_else(|| err(0, format!("output wire {wire} is never written")))?);
-    }
-    let ssa = SsaCircuit {
-        input_gates: inputs.to_vec(),
-        gates,
-        output_gates,
-    };
-    ssa.validate().map_err(|e| ProgramError::InvalidCircuit {
-        path: path.to_path_buf(),
-        reason: format!("{e:?}"),
-    })?;
-    let circuit = Circuit::from(ssa);
-    let info = BristolInfo {
-        inputs: inputs.to_vec(),
-        outputs: outputs.to_vec(),
-    };
-    Ok((info, circuit))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Cache
 // ---------------------------------------------------------------------------------------------
 
@@ -1612,39 +1390,4 @@ fn try_write_cache(file: &Path, entry: &CachedProgramRef<'_>) -> io::Result<()> 
         let _ = fs::remove_file(&tmp);
     }
     result
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn hex_round_trip() {
-        let bits = hex_to_bits("0x0f1", 12).unwrap();
-        assert_eq!(bits_to_hex(&bits), "0f1");
-        assert!(bits[0] && !bits[1] && bits[4]);
-        assert!(hex_to_bits("f", 3).is_err());
-        assert_eq!(hex_to_bits("7", 3).unwrap(), vec![true, true, true]);
-        assert!(hex_to_bits("0g", 8).is_err());
-        assert!(hex_to_bits("000", 8).is_err());
-    }
-
-    #[test]
-    fn bristol_rejects_malformed() {
-        let p = Path::new("x.txt");
-        for text in [
-            "",
-            "1 3\n2 1 1\n1 1\n2 1 0 1 2 FOO\n",
-            "1 3\n2 1 1\n1 1\n2 1 0 7 2 XOR\n",
-            "2 3\n2 1 1\n1 1\n2 1 0 1 2 XOR\n",
-            "1 3\n2 1 1\n1 1\n2 1 0 5 2 XOR\n",
-            "1 4\n2 1 1\n1 1\n2 1 0 1 2 XOR\n",
-        ] {
-            assert!(parse_bristol(p, text).is_err(), "accepted {text:?}");
-        }
-        let (info, c) = parse_bristol(p, "1 3\n2 1 1\n1 1\n\n2 1 0 1 2 AND\n").unwrap();
-        assert_eq!(info.inputs, vec![1, 1]);
-        assert_eq!(c.eval(&[vec![true], vec![true]]), vec![true]);
-        assert_eq!(c.eval(&[vec![true], vec![false]]), vec![false]);
-    }
 }

@@ -265,23 +265,22 @@ fn input_masks() {
 
 #[test]
 fn masked_inputs_equivocation() {
-    // Party 1 tells party 2 a different masked input than the others. Party 2 then sends the
-    // evaluator the label of the other value, so the evaluator's garbled row MAC check fails
-    // on a row of party 2, or party 2's output label check on the evaluator's labels, before
-    // the input consistency check runs. Those two checks cannot tell an equivocating input
-    // owner from a cheating garbler or evaluator: their blame may name an honest party.
-    // (masked_inputs_only_the_consistency_check_sees is the attack that only the input
-    // consistency check can stop.)
+    // Party 1 tells party 2 a different masked input than the others. The input consistency
+    // check runs before anything is garbled, so it is what catches this: party 2 sees that
+    // party 1's own report contradicts what party 1 sent it (blaming party 1 alone), and
+    // party 0 sees party 2's report differ from its own (blaming "one of party 1, party 2":
+    // it cannot tell whether party 1 equivocated or party 2 misreports). No honest garbler is
+    // blamed by a later garbled-row or output-label check.
     let (run, expected) = run_tampered(1, plan(Phase::MaskedInputs, Some(2), 0, 3));
-    assert_caught_blaming(
+    let v = assert_caught_blaming(
         &run,
         &expected,
-        &[
-            "input consistency check",
-            "garbled row MAC check",
-            "output label check",
-        ],
-        &any_party(),
+        &["input consistency check"],
+        &Blame::among(1, &[2]),
+    );
+    assert!(
+        v.detectors.contains(&2),
+        "party 2 compares party 1's report with what it got: {v:?}"
     );
 }
 

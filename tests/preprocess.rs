@@ -12,7 +12,7 @@ use mpc::channel::Phase;
 use mpc::channel::memory::memory_channels;
 use mpc::channel::tamper::{Tamper, TamperPlan};
 use mpc::cheat::{Cheat, Cheating};
-use mpc::engine::preprocess::ot::OtSource;
+use mpc::engine::preprocess::ot::{MAX_BATCH_LEAKY, OtSource};
 use mpc::engine::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use mpc::engine::share::{AuthBits, Block, Slots};
 use mpc::engine::{EngineError, NoProgress};
@@ -88,6 +88,7 @@ fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
         evaluator,
         chunk_ands: chunk,
         timeout: Duration::from_secs(60),
+        ..LocalOptions::default()
     }
 }
 
@@ -149,13 +150,17 @@ fn circuit_without_and_gates() {
     }
 }
 
-/// Several batches produced while the online phase runs (the default cap splits 600,000 AND
-/// gates into two batches of 300,000 with bucket size 3), so preprocessing messages and
-/// garbled rows interleave on the same channel.
+/// Several batches produced while the online phase runs (more than 600,000 AND gates do not
+/// fit one batch at B = 3; the planner makes two of about 325,000 with B = 4), so
+/// preprocessing messages and garbled rows interleave on the same channel.
 #[test]
 fn batches_during_the_online_phase() {
-    let circuit = random_circuit(77, 2, 1_200_000);
-    assert!(circuit.and_ops > (1 << 19), "{} AND gates", circuit.and_ops);
+    let circuit = random_circuit(77, 2, 1_300_000);
+    assert!(
+        circuit.and_ops > MAX_BATCH_LEAKY / 3,
+        "{} AND gates",
+        circuit.and_ops
+    );
     let inputs = random_inputs(&circuit, 77);
     let expected = circuit.eval(&inputs);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -184,6 +189,7 @@ fn produce(n: usize, inputs: usize, chunks: &[usize], cap: usize) -> Vec<(Block,
             let mut src = OtSource::start_with_batch_cap(
                 ch,
                 slots,
+                [7; 32],
                 inputs as u64,
                 ands as u64,
                 cap,
@@ -370,21 +376,57 @@ fn plan(phase: Phase, nth: usize, bit: usize) -> TamperPlan {
 #[test]
 fn cheating_base_ot() {
     let checks = ["base OT", "OT extension consistency check"];
-    // Message 0 is S: party 0 rejects the point, or its chosen keys no longer match party
-    // 1's and its OT extension check on party 1 fails.
-    let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 0, 3));
-    let v = assert_caught(&run, &expected, &checks);
-    assert_eq!(v.detectors, [0]);
-    // Message 1 holds party 1's choice points R_l, where party 1 receives keys for its own
-    // key-holder side. A flipped point that still decodes only spoils party 1's own keys,
-    // so only the cheater's check fails (an abort, never a wrong result); one that does not
-    // decode is rejected by party 0.
-    let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 1, 8 * 32 * 5 + 2));
-    let v = run.judge(&expected, &checks, &Blame::only(1));
-    assert!(
-        v.detectors.is_empty() || v.detectors == [0],
-        "only party 0 got the bad point: {v:?}"
-    );
+    // Message 0 is the cheater's request as base-OT receiver ((r_0, r_1) per OT, 64 bytes),
+    // message 1 its answer as sender ((B_0, B_1) per OT). The lowest bit of a canonical
+    // Ristretto255 encoding is always 0: flipping it is caught by party 0's base OT check
+    // itself, in either message and whichever branch the receiver chose.
+    for (nth, bit) in [
+        (0, 0),
+        (0, 8 * (64 * 5 + 32)),
+        (1, 8 * 64 * 9),
+        (1, 8 * (64 * 100 + 32)),
+    ] {
+        let (run, expected) = run_tampered(1, plan(Phase::BaseOt, nth, bit));
+        let v = assert_caught(&run, &expected, &["base OT"]);
+        assert_eq!(v.detectors, [0]);
+    }
+    // Any other bit of the request changes the chosen branch's key-agreement message (the
+    // element itself, or the hash of the other one it is reconstructed with). If the element
+    // still decodes, the keys party 1 receives for its own key-holder side no longer match
+    // party 0's: that spoils only the cheater's keys, so its own OT extension check fails
+    // and it aborts; the session never completes, and never with a wrong result.
+    for bit in [3, 8 * 64 * 7 + 100, 8 * (64 * 40 + 32) + 9] {
+        let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 0, bit));
+        let v = run.judge(&expected, &checks, &Blame::only(1));
+        assert!(
+            v.detectors.is_empty() || v.detectors == [0],
+            "only party 0 got the bad request: {v:?}"
+        );
+        assert!(
+            v.correct.is_empty(),
+            "a spoilt base OT went unnoticed: {v:?}"
+        );
+    }
+    // A bit of the answer reaches the keys only in the branch the receiver chose. Of each
+    // pair of runs below (same OT, branch 0 and branch 1) exactly one hits the chosen
+    // branch and must be caught by party 0; the other must be caught or correct.
+    for l in 0..6 {
+        let mut caught = 0;
+        for j in 0..2 {
+            let bit = 8 * (64 * (l * 21 + 1) + 32 * j) + 50 + l;
+            let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 1, bit));
+            let v = run.judge(&expected, &checks, &Blame::only(1));
+            if v.caught() {
+                assert_eq!(v.detectors, [0]);
+                caught += 1;
+            }
+        }
+        assert!(
+            caught > 0,
+            "a flip in the chosen branch of OT {} went unnoticed",
+            l * 21 + 1
+        );
+    }
 }
 
 #[test]

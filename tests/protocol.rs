@@ -1,7 +1,10 @@
 //! The protocol against garble_lang's plaintext evaluation, on random circuits mixing
-//! XOR, AND and NOT, for 2, 3 and 4 parties, with the dealer, over the memory channel.
+//! XOR, AND and NOT, for 2, 3 and 4 parties, with the dealer, over the memory channel; and on
+//! the example programs, AES-128 and SHA-256 (Garble and exported Bristol) with the dealer
+//! and with the parties' own OT preprocessing.
 
 use garble_lang::register_circuit::{And, Circuit, Input, Inst, Not, Op, Reg, Xor};
+use mpc::engine::preprocess::SourceKind;
 use mpc::local::{LocalOptions, run_local};
 use proptest::prelude::*;
 use rand::{Rng, SeedableRng};
@@ -144,6 +147,16 @@ fn program(path: &str) -> mpc::program::Program {
 /// Runs `program` with `literals` through the protocol (dealer, memory channel), checks
 /// every party against the plaintext evaluation, and returns the formatted output.
 fn mpc_vs_plain(program: &mpc::program::Program, literals: &[&str], evaluator: usize) -> String {
+    mpc_vs_plain_with(program, literals, evaluator, SourceKind::Dealer)
+}
+
+/// Like [`mpc_vs_plain`], with the correlated randomness from `source`.
+fn mpc_vs_plain_with(
+    program: &mpc::program::Program,
+    literals: &[&str],
+    evaluator: usize,
+    source: SourceKind,
+) -> String {
     let inputs: Vec<Vec<bool>> = literals
         .iter()
         .enumerate()
@@ -151,6 +164,7 @@ fn mpc_vs_plain(program: &mpc::program::Program, literals: &[&str], evaluator: u
         .collect();
     let expected = program.eval_plain(&inputs);
     let opts = LocalOptions {
+        source,
         evaluator,
         chunk_ands: 1000,
         ..LocalOptions::default()
@@ -214,29 +228,79 @@ fn overflow_panic_reaches_every_party() {
     assert!(out.starts_with("Panic due to Overflow on line"), "{out}");
 }
 
-fn circuit(name: &str) -> mpc::program::Program {
-    program(&format!("../shared/circuits/{name}"))
+/// The Bristol Fashion circuit exported from example program `name` (`mpc check
+/// --bristol-out`), read back from a file in `dir`.
+fn exported(name: &str, dir: &std::path::Path) -> mpc::program::Program {
+    let bristol = program(&format!("programs/{name}"))
+        .to_bristol()
+        .unwrap_or_else(|e| panic!("{e}"));
+    let path = dir.join(name.replace(".garble.rs", ".txt"));
+    std::fs::write(&path, bristol.text).expect("write the exported circuit");
+    mpc::program::Program::load_uncached(&path)
+        .unwrap_or_else(|e| panic!("{e}"))
+        .0
 }
+
+/// The decimal bytes of a hex string as a Garble `[u8; N]` literal.
+fn bytes_literal(hex: &str) -> String {
+    let bytes: Vec<String> = (0..hex.len())
+        .step_by(2)
+        .map(|i| format!("{}u8", u8::from_str_radix(&hex[i..i + 2], 16).unwrap()))
+        .collect();
+    format!("[{}]", bytes.join(", "))
+}
+
+const AES_KEY: &str = "000102030405060708090a0b0c0d0e0f";
+const AES_PLAINTEXT: &str = "00112233445566778899aabbccddeeff";
+const AES_CIPHERTEXT: &str = "69c4e0d86a7b0430d8cdb78070b4c55a";
 
 #[test]
 fn aes_128_through_the_protocol_matches_fips_197() {
-    let aes = circuit("aes_128.txt");
-    for n_eval in [0, 1] {
-        let out = mpc_vs_plain(
-            &aes,
-            &[
-                "000102030405060708090a0b0c0d0e0f",
-                "00112233445566778899aabbccddeeff",
-            ],
-            n_eval,
-        );
-        assert_eq!(out, "69c4e0d86a7b0430d8cdb78070b4c55a");
+    // FIPS 197 appendix C.1, with the dealer and with OT preprocessing, evaluated by either
+    // party.
+    let aes = program("programs/aes128.garble.rs");
+    let expected = format!(
+        "{:?}",
+        (0..16)
+            .map(|i| u8::from_str_radix(&AES_CIPHERTEXT[2 * i..2 * i + 2], 16).unwrap())
+            .collect::<Vec<_>>()
+    );
+    let (key, plaintext) = (bytes_literal(AES_KEY), bytes_literal(AES_PLAINTEXT));
+    for (evaluator, source) in [(0, SourceKind::Dealer), (1, SourceKind::Ot)] {
+        let out = mpc_vs_plain_with(&aes, &[&key, &plaintext], evaluator, source);
+        assert_eq!(out, expected, "{source:?}");
+    }
+}
+
+#[test]
+fn exported_aes_128_through_the_protocol_matches_fips_197() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let aes = exported("aes128.garble.rs", dir.path());
+    for (evaluator, source) in [
+        (0, SourceKind::Dealer),
+        (1, SourceKind::Dealer),
+        (0, SourceKind::Ot),
+    ] {
+        let out = mpc_vs_plain_with(&aes, &[AES_KEY, AES_PLAINTEXT], evaluator, source);
+        assert_eq!(out, AES_CIPHERTEXT, "{source:?}");
     }
 }
 
 #[test]
 fn sha256_through_the_protocol() {
-    let sha = circuit("sha256.txt");
+    // The FIPS 180-4 example "abc": the Garble program with OT preprocessing, the exported
+    // circuit with the dealer.
+    let sha = program("programs/sha256.garble.rs");
+    let block = format!("[1633837952u32, {}24u32]", "0u32, ".repeat(14));
+    let iv = "[1779033703u32, 3144134277u32, 1013904242u32, 2773480762u32, 1359893119u32, \
+              2600822924u32, 528734635u32, 1541459225u32]";
+    assert_eq!(
+        mpc_vs_plain_with(&sha, &[&block, iv], 1, SourceKind::Ot),
+        "[3128432319, 2399260650, 1094795486, 1571693091, 2953011619, 2518121116, 3021012833, \
+         4060091821]"
+    );
+    let dir = tempfile::tempdir().expect("temp dir");
+    let sha = exported("sha256.garble.rs", dir.path());
     let iv = "6a09e667bb67ae853c6ef372a54ff53a510e527f9b05688c1f83d9ab5be0cd19";
     let empty = format!("80{}", "0".repeat(126));
     assert_eq!(

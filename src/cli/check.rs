@@ -1,8 +1,11 @@
 //! `mpc check PROGRAM`: compiles (or loads from the cache) a Garble program or Bristol
 //! circuit and prints, per party, its parameter name, type and bits, then the output type,
-//! the gate counts, the register count, the program hash and how long loading took.
+//! the gate counts, the register count, the program hash and how long loading took. With
+//! `--bristol-out FILE` it also writes the program as a Bristol Fashion circuit.
 
-use std::path::PathBuf;
+use std::{fs, path::PathBuf};
+
+use anyhow::Context as _;
 
 use crate::program::{Program, Summary};
 
@@ -12,6 +15,11 @@ pub struct CheckArgs {
     /// The program: Garble source (`*.garble.rs`) or a Bristol Fashion circuit (`*.txt`,
     /// `*.bristol`).
     pub program: PathBuf,
+    /// Also write the program as a Bristol Fashion circuit to FILE (input value i is party i's
+    /// input, one output value; hex reads like the Garble values' bytes). Programs that can
+    /// panic cannot be exported.
+    #[arg(long, value_name = "FILE")]
+    pub bristol_out: Option<PathBuf>,
 }
 
 /// Runs `mpc check`: prints the program's summary on stdout, or fails with garble's pretty
@@ -27,6 +35,22 @@ pub fn run(args: CheckArgs) -> anyhow::Result<()> {
     let text = render(&program.summary(), &hex::encode(program.hash()));
     print!("{text}");
     println!("  load time: {:.3} s ({how})", report.elapsed.as_secs_f64());
+    if let Some(out) = &args.bristol_out {
+        let bristol = program.to_bristol()?;
+        fs::write(out, &bristol.text).with_context(|| {
+            format!(
+                "cannot write the Bristol Fashion circuit to {}",
+                out.display()
+            )
+        })?;
+        println!(
+            "  bristol fashion: {} ({} gates, {} AND, {} wires)",
+            out.display(),
+            bristol.gates,
+            bristol.and_gates,
+            bristol.wires
+        );
+    }
     Ok(())
 }
 

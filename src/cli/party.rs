@@ -110,6 +110,7 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
         parties: n,
         evaluator: args.evaluator,
         program_hash: program.hash(),
+        session_id: crate::engine::session_id(&args.session, ch.transport().roster_hash()),
         source,
         chunk_ands: args.chunk_ands,
     };

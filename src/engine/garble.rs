@@ -2,20 +2,21 @@
 //!
 //! H(L_α, L_β, g, u, v) is built from the tweakable circular-correlation-robust hash of
 //! Guo–Katz–Wang–Yu (S&P 2020) over fixed-key AES: `TCCR(x, t) = π(σ(x) ⊕ t) ⊕ σ(x)` with
-//! `σ(x_L ‖ x_R) = (x_L ⊕ x_R) ‖ x_L`. Output block k of the pad is
-//! `TCCR(L_α, t(g,u,v,k,0)) ⊕ TCCR(L_β, t(g,u,v,k,1))`: every (gate, row, block, side) has its
-//! own tweak, so no two pads share an input, and an evaluator that knows one label of each
-//! input learns nothing about the other three rows.
+//! `σ(x_L ‖ x_R) = (x_L ⊕ x_R) ‖ x_L`. Output block k of garbler i's pad is
+//! `TCCR(L_α, t(g,i,u,v,k,0)) ⊕ TCCR(L_β, t(g,i,u,v,k,1))`: every (gate, garbler, row,
+//! block, side) has its own tweak, so no two pads of a run share an input, and an evaluator
+//! that knows one label of each input learns nothing about the other three rows.
 
 use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
 
+use super::PARTY_BITS;
 use super::share::Block;
 
 /// The fixed, public AES key of π (any constant works; this one is the first 16 bytes of
-/// the SHA-256 of "mpc fixed-key AES").
+/// the SHA-256 of "mpc fixed-key AES", as a test checks).
 const FIXED_KEY: [u8; 16] = [
-    0x61, 0x3b, 0x0e, 0x9c, 0x2f, 0x5d, 0x87, 0x14, 0xc3, 0x7a, 0x90, 0x28, 0xe6, 0x41, 0xbd, 0x55,
+    0xaa, 0x0d, 0xa6, 0x12, 0x65, 0x25, 0x73, 0x79, 0xf2, 0x30, 0x39, 0xc1, 0x32, 0x29, 0xa6, 0xe5,
 ];
 
 /// The linear orthomorphism σ.
@@ -26,11 +27,20 @@ fn sigma(x: Block) -> Block {
     ((hi ^ lo) << 64) | hi
 }
 
-/// The tweak of block `k`, side `side` (0 for L_α, 1 for L_β) of row (u, v) of AND gate `g`.
+// The block number ends above side, u and v.
+const _: () = assert!(64 - 2 * PARTY_BITS >= 3);
+
+/// The tweak of block `k`, side `side` (0 for L_α, 1 for L_β) of row (u, v) of garbler
+/// `garbler`'s pad for AND gate `g`. From high to low bits: g (64), garbler and k
+/// ([`PARTY_BITS`] each: both are below [`crate::engine::MAX_PARTIES`], a pad has n blocks),
+/// zeros, side, u, v; distinct inputs give distinct tweaks.
 #[inline]
-fn tweak(g: u64, u: usize, v: usize, k: usize, side: usize) -> Block {
+fn tweak(g: u64, garbler: usize, u: usize, v: usize, k: usize, side: usize) -> Block {
+    debug_assert!(garbler < 1 << PARTY_BITS && k < 1 << PARTY_BITS);
+    debug_assert!(u < 2 && v < 2 && side < 2);
     ((g as u128) << 64)
-        | ((k as u128) << 3)
+        | ((garbler as u128) << (64 - PARTY_BITS))
+        | ((k as u128) << (64 - 2 * PARTY_BITS))
         | ((side as u128) << 2)
         | ((u as u128) << 1)
         | v as u128
@@ -45,6 +55,8 @@ pub struct RowInput {
     pub lb: Block,
     /// AND gate index (global, in circuit order).
     pub gate: u64,
+    /// The garbler whose labels these are.
+    pub garbler: usize,
     /// Row coordinate of the first input.
     pub u: usize,
     /// Row coordinate of the second input.
@@ -85,8 +97,8 @@ impl RowHasher {
             self.sigmas.push(sa);
             self.sigmas.push(sb);
             for k in 0..blocks {
-                let ta = sa ^ tweak(r.gate, r.u, r.v, k, 0);
-                let tb = sb ^ tweak(r.gate, r.u, r.v, k, 1);
+                let ta = sa ^ tweak(r.gate, r.garbler, r.u, r.v, k, 0);
+                let tb = sb ^ tweak(r.gate, r.garbler, r.u, r.v, k, 1);
                 self.scratch.push(GenericArray::from(ta.to_le_bytes()));
                 self.scratch.push(GenericArray::from(tb.to_le_bytes()));
             }
@@ -115,6 +127,7 @@ mod tests {
             la: 11,
             lb: 22,
             gate: 5,
+            garbler: 1,
             u: 0,
             v: 1,
         };
@@ -123,6 +136,7 @@ mod tests {
             RowInput { la: 12, ..base },
             RowInput { lb: 23, ..base },
             RowInput { gate: 6, ..base },
+            RowInput { garbler: 2, ..base },
             RowInput { u: 1, ..base },
             RowInput { v: 0, ..base },
         ];
@@ -137,5 +151,54 @@ mod tests {
         let mut again = vec![0; 3];
         h.pads(&[base], 3, &mut again);
         assert_eq!(&again[..], &out[..3]);
+    }
+
+    #[test]
+    fn the_fixed_key_is_what_its_comment_says() {
+        use sha2::{Digest, Sha256};
+        let digest = Sha256::digest(b"mpc fixed-key AES");
+        assert_eq!(FIXED_KEY[..], digest[..16]);
+    }
+
+    /// Reads the fields back out of a tweak.
+    fn fields(t: Block) -> (u64, usize, usize, usize, usize, usize) {
+        let mask = (1u128 << PARTY_BITS) - 1;
+        (
+            (t >> 64) as u64,
+            ((t >> (64 - PARTY_BITS)) & mask) as usize,
+            ((t >> 1) & 1) as usize,
+            (t & 1) as usize,
+            ((t >> (64 - 2 * PARTY_BITS)) & mask) as usize,
+            ((t >> 2) & 1) as usize,
+        )
+    }
+
+    #[test]
+    fn tweaks_are_injective_up_to_the_party_limit() {
+        use crate::engine::MAX_PARTIES;
+        let gates = [0u64, 1, 2, 1 << 32, u64::MAX - 1, u64::MAX];
+        // Garbler indices and block numbers (a pad has n ≤ MAX_PARTIES blocks).
+        let indices = [
+            0usize,
+            1,
+            2,
+            MAX_PARTIES - 2,
+            MAX_PARTIES - 1,
+            (1 << PARTY_BITS) - 1,
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for &g in &gates {
+            for &garbler in &indices {
+                for (u, v) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    for &k in &indices {
+                        for side in [0, 1] {
+                            let t = tweak(g, garbler, u, v, k, side);
+                            assert_eq!(fields(t), (g, garbler, u, v, k, side));
+                            assert!(seen.insert(t));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -5,6 +5,7 @@ pub mod garble;
 pub mod preprocess;
 pub mod protocol;
 pub mod share;
+pub mod transcript;
 
 use std::time::Duration;
 
@@ -15,6 +16,19 @@ use thiserror::Error;
 use crate::channel::{Channel, ChannelError, Phase};
 
 pub use protocol::{PartyConfig, PartyOutcome, run_party};
+pub use transcript::session_id;
+
+/// Most computing parties in one session. Hash tweaks give a party index 16 bits, so this
+/// could grow to 2^16 without changing them; the limit is practical: every party exchanges
+/// O(n) blocks per authenticated bit with every other, so sessions of hundreds of parties
+/// are already far beyond what the protocol does well. Checked where a party's
+/// configuration is validated, by the dealer and by the OT-based source.
+pub const MAX_PARTIES: usize = 256;
+
+/// Bits a party index takes in a hash tweak (see `garble::tweak` and `faand::tweak`).
+pub(crate) const PARTY_BITS: u32 = 16;
+
+const _: () = assert!(MAX_PARTIES <= 1 << PARTY_BITS);
 
 /// Everything that stops the protocol. Every variant says which check or peer failed.
 #[derive(Debug, Error)]

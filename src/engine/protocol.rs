@@ -1,6 +1,6 @@
 //! The phases of protocol.md for one party: handshake, preprocessing (through a
-//! [`Source`]), input processing, garbling and evaluation streamed chunk by chunk, the
-//! broadcast-consistency check and the output.
+//! [`Source`]), input processing with its broadcast-consistency check, garbling and
+//! evaluation streamed chunk by chunk, and the output.
 //!
 //! Order of the online phases. Garbled rows are produced, sent and consumed in gate order,
 //! one chunk of AND gates at a time, so neither side ever holds the whole garbled circuit.
@@ -9,8 +9,14 @@
 //! padded by the honest parties' shares of λ, and every garbled row the evaluator decrypts is
 //! checked against its IT-MAC, so whether a corrupted row is hit depends only on masked
 //! values, which are independent of the inputs (the argument of WRK17 §3 does not depend on
-//! when the masked inputs are sent). The broadcast-consistency check still runs before any
-//! output is released.
+//! when the masked inputs are sent).
+//!
+//! The broadcast-consistency check runs right after the masked inputs are exchanged, before
+//! anything is garbled: every party tells every other, per input owner, a digest of the
+//! masked values it received from that owner. An owner that sent different values to
+//! different parties is then named by the check that is meant to catch it (with the party
+//! whose report differs, when a third party cannot tell which of the two lies), instead of
+//! surfacing later as a garbled-row failure that points at an honest garbler.
 //!
 //! Chunking of the Beaver opening: the d, f values of each chunk are opened in one batch
 //! before that chunk is garbled. The number of rounds grows with the number of chunks (a
@@ -21,6 +27,8 @@ use std::time::Instant;
 
 use bytes::Bytes;
 use garble_lang::register_circuit::{And, Circuit, Inst, Not, Op, Xor};
+use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 use super::garble::{RowHasher, RowInput};
 use super::preprocess::dealer::{DealerRequest, DealerSource};
@@ -28,7 +36,8 @@ use super::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use super::share::{
     AuthBits, Block, MacDigest, Prg, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks,
 };
-use super::{EngineError, Progress, Stats, exchange};
+use super::transcript::{self, Transcript};
+use super::{EngineError, MAX_PARTIES, Progress, Stats, exchange};
 use crate::channel::{Channel, PeerNames, Phase};
 
 /// Default number of AND gates per chunk.
@@ -45,6 +54,9 @@ pub struct PartyConfig {
     pub evaluator: usize,
     /// Hash of the program, compared in the handshake.
     pub program_hash: [u8; 32],
+    /// The caller's binding of the session, e.g. a hash of the session name and the roster
+    /// ([`crate::engine::session_id`]); compared in the handshake and part of the run id.
+    pub session_id: [u8; 32],
     /// Where the correlated randomness comes from.
     pub source: SourceKind,
     /// AND gates per chunk (memory bound vs. rounds).
@@ -77,7 +89,7 @@ pub async fn run_party<C: Channel>(
 
     let t = Instant::now();
     progress.phase("handshake", 0);
-    handshake(ch, cfg).await?;
+    let run_id = handshake(ch, cfg).await?;
     progress.finish();
     stats.record("handshake", t.elapsed());
 
@@ -86,6 +98,7 @@ pub async fn run_party<C: Channel>(
             let t = Instant::now();
             progress.phase("dealer", 0);
             let request = DealerRequest {
+                run_id,
                 program_hash: cfg.program_hash,
                 parties: cfg.parties as u32,
                 inputs: circuit.total_inputs() as u64,
@@ -106,6 +119,7 @@ pub async fn run_party<C: Channel>(
             let source = super::preprocess::ot::OtSource::start(
                 ch,
                 slots,
+                run_id,
                 circuit.total_inputs() as u64,
                 circuit.and_ops as u64,
                 progress,
@@ -124,9 +138,9 @@ pub async fn run_party<C: Channel>(
 
 fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), EngineError> {
     let n = cfg.parties;
-    if n < 2 {
+    if !(2..=MAX_PARTIES).contains(&n) {
         return Err(EngineError::Setup(format!(
-            "a session needs at least 2 parties, not {n}"
+            "a session needs at least 2 and at most {MAX_PARTIES} parties, not {n}"
         )));
     }
     if cfg.me >= n || cfg.evaluator >= n {
@@ -167,10 +181,10 @@ fn validate(cfg: &PartyConfig, circuit: &Circuit, input: &[bool]) -> Result<(), 
 }
 
 const HANDSHAKE_MAGIC: &[u8; 4] = b"MPCh";
-const HANDSHAKE_VERSION: u8 = 1;
-const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4;
+const HANDSHAKE_VERSION: u8 = 2;
+const HANDSHAKE_LEN: usize = 4 + 1 + 32 + 4 + 4 + 4 + 1 + 4 + 32 + 32;
 
-fn handshake_message(cfg: &PartyConfig) -> Bytes {
+fn handshake_message(cfg: &PartyConfig, nonce: &[u8; 32]) -> Bytes {
     let mut b = Vec::with_capacity(HANDSHAKE_LEN);
     b.extend_from_slice(HANDSHAKE_MAGIC);
     b.push(HANDSHAKE_VERSION);
@@ -180,18 +194,40 @@ fn handshake_message(cfg: &PartyConfig) -> Bytes {
     b.extend_from_slice(&(cfg.evaluator as u32).to_le_bytes());
     b.push(cfg.source.code());
     b.extend_from_slice(&(cfg.chunk_ands as u32).to_le_bytes());
+    b.extend_from_slice(&cfg.session_id);
+    b.extend_from_slice(nonce);
     Bytes::from(b)
 }
 
+/// The run id: everything the handshake agreed on and every party's nonce, in party order.
+fn run_id(cfg: &PartyConfig, nonces: &[[u8; 32]]) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"mpc run id v1");
+    h.update(&cfg.session_id);
+    h.update(&cfg.program_hash);
+    h.update(&(cfg.parties as u32).to_le_bytes());
+    h.update(&(cfg.evaluator as u32).to_le_bytes());
+    h.update(&[cfg.source.code()]);
+    h.update(&(cfg.chunk_ands as u32).to_le_bytes());
+    for nonce in nonces {
+        h.update(nonce);
+    }
+    *h.finalize().as_bytes()
+}
+
 /// Every party tells every other what it is about to compute; any difference stops the
-/// session with a message naming the party and what differs.
-async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineError> {
+/// session with a message naming the party and what differs. Every party also sends a fresh
+/// nonce; all of them make the run id, which the parties then compare (as their first
+/// transcript), so a party that sent different nonces to different parties is caught here.
+async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<[u8; 32], EngineError> {
     let slots = Slots {
         me: cfg.me,
         n: cfg.parties,
     };
     let others: Vec<usize> = slots.others().collect();
-    let mine = handshake_message(cfg);
+    let mut nonces = vec![[0u8; 32]; cfg.parties];
+    rand::rng().fill_bytes(&mut nonces[cfg.me]);
+    let mine = handshake_message(cfg, &nonces[cfg.me]);
     let out = others.iter().map(|&j| (j, mine.clone())).collect();
     let theirs = exchange(ch, Phase::Handshake, out, &others).await?;
     for (&j, msg) in others.iter().zip(&theirs) {
@@ -210,6 +246,7 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
         let hash = &msg[5..37];
         let (parties, index, evaluator, source) = (word(37), word(41), word(45), msg[49]);
         let chunk = word(50);
+        let (session, nonce) = (&msg[54..86], &msg[86..118]);
         if parties as usize != cfg.parties {
             return Err(EngineError::Handshake(format!(
                 "party {j} expects {parties} parties, this party {}",
@@ -219,6 +256,13 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
         if index as usize != j {
             return Err(EngineError::Handshake(format!(
                 "the party in seat {j} says it is party {index}: check the --party flags"
+            )));
+        }
+        if session != cfg.session_id {
+            return Err(EngineError::Handshake(format!(
+                "party {j} binds the run to another session (id {}…, this party {}…): all parties must join the same session",
+                hex::encode(&session[..6]),
+                hex::encode(&cfg.session_id[..6])
             )));
         }
         if hash != cfg.program_hash {
@@ -252,8 +296,22 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<(), EngineEr
                 cfg.source.describe()
             )));
         }
+        nonces[j].copy_from_slice(nonce);
     }
-    Ok(())
+    let run_id = run_id(cfg, &nonces);
+
+    // Everyone must have received the same nonces.
+    let digest = Transcript::new(&run_id).digest();
+    let out = others
+        .iter()
+        .map(|&j| (j, Bytes::copy_from_slice(&digest)))
+        .collect();
+    let theirs = exchange(ch, Phase::Handshake, out, &others).await?;
+    let names = PeerNames::new(cfg.parties);
+    for (&j, msg) in others.iter().zip(&theirs) {
+        transcript::check(names.name(j), msg, &digest, "after the handshake")?;
+    }
+    Ok(run_id)
 }
 
 /// The online protocol state of one party.
@@ -280,8 +338,6 @@ struct Online<'a, C: Channel, S: Source> {
     hasher: RowHasher,
     /// AND gates processed so far (global gate numbers for the hash tweak).
     gates_done: u64,
-    /// Masked values of all input wires, for the consistency check.
-    masked_inputs: Vec<bool>,
 }
 
 /// Per-chunk data kept between the passes.
@@ -330,7 +386,6 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             prg: Prg::from_entropy(),
             hasher: RowHasher::new(),
             gates_done: 0,
-            masked_inputs: Vec::new(),
         }
     }
 
@@ -429,18 +484,76 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(out)
     }
 
-    /// Whom a masked-input digest from party `j` that differs from this party's implicates:
-    /// `j` (it reports other values than it received) or any other input owner (it sent `j`
-    /// other values than this party). One digest over all inputs cannot tell them apart.
-    fn consistency_suspects(&self, j: usize) -> String {
-        let suspects: Vec<String> = (0..self.cfg.parties)
-            .filter(|&p| p == j || (p != self.cfg.me && self.circuit.input_regs[p] > 0))
-            .map(|p| self.names.name(p))
-            .collect();
-        match suspects.as_slice() {
-            [one] => one.clone(),
-            _ => format!("one of {}", suspects.join(", ")),
+    /// Whom a differing digest of owner `p`'s masked inputs from party `j` implicates: `j`
+    /// alone when `p` is `j` (it contradicts what it sent) or this party (it contradicts
+    /// what this party sent everyone); otherwise `j` (it misreports) or `p` (it sent `j`
+    /// other values), which this party cannot tell apart.
+    fn consistency_suspects(&self, j: usize, p: usize) -> String {
+        if p == j || p == self.cfg.me {
+            self.names.name(j)
+        } else {
+            format!("one of {}, {}", self.names.name(p), self.names.name(j))
         }
+    }
+
+    /// The broadcast-consistency check: every party sends every other, per input owner, a
+    /// digest of the masked values it received from that owner, and compares what it gets.
+    async fn check_masked_inputs(
+        &self,
+        masked: &[bool],
+        wires_of: impl Fn(usize) -> Vec<usize>,
+    ) -> Result<(), EngineError> {
+        let n = self.cfg.parties;
+        let digests: Vec<[u8; 32]> = (0..n)
+            .map(|p| {
+                let mut h = blake3::Hasher::new();
+                h.update(b"mpc masked inputs v1");
+                h.update(&(p as u32).to_le_bytes());
+                h.update(&pack_bits(wires_of(p).iter().map(|&k| masked[k])));
+                *h.finalize().as_bytes()
+            })
+            .collect();
+        let mine = Bytes::from(digests.concat());
+        let others: Vec<usize> = self.slots.others().collect();
+        let out = others.iter().map(|&j| (j, mine.clone())).collect();
+        let received = exchange(self.ch, Phase::InputConsistency, out, &others).await?;
+        let mut mismatches = Vec::new();
+        for (&j, msg) in others.iter().zip(&received) {
+            if msg.len() != 32 * n {
+                return Err(self.malformed(
+                    j,
+                    Phase::InputConsistency,
+                    format!("expected {} bytes, got {}", 32 * n, msg.len()),
+                ));
+            }
+            for (p, digest) in digests.iter().enumerate() {
+                if self.circuit.input_regs[p] > 0
+                    && !bool::from(msg[p * 32..p * 32 + 32].ct_eq(digest))
+                {
+                    mismatches.push((j, p));
+                }
+            }
+        }
+        // Name the mismatch that points at one party if there is one: a party whose report
+        // of its own inputs, or of this party's, differs from what it sent.
+        let worst = mismatches
+            .iter()
+            .find(|&&(j, p)| p == j || p == self.cfg.me)
+            .or(mismatches.first());
+        if let Some(&(j, p)) = worst {
+            return Err(EngineError::Check {
+                check: "input consistency check",
+                peer: self.consistency_suspects(j, p),
+                detail: format!(
+                    "{} reports other masked inputs of {} than this party received (an input \
+                     owner sent different values to different parties, or a party misreports \
+                     them)",
+                    self.names.name(j),
+                    self.names.name(p)
+                ),
+            });
+        }
+        Ok(())
     }
 
     /// Input processing: open each input wire's mask to its owner, broadcast the masked
@@ -511,6 +624,9 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             }
         }
 
+        // Nothing is garbled with masked values that not every party received.
+        self.check_masked_inputs(&masked, wires_of).await?;
+
         // 3. Garblers send the labels of the masked values to the evaluator.
         let e = self.cfg.evaluator;
         if self.is_eval {
@@ -550,7 +666,6 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             )
             .await?;
         }
-        self.masked_inputs = masked;
         Ok(())
     }
 
@@ -596,7 +711,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
             let key = self.mk[r * self.w + at];
             digest.push(if b { key ^ self.delta } else { key });
         }
-        if digest.finish()[..] != msg[nb..] {
+        if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
             return Err(EngineError::Check {
                 check,
                 peer: self.names.name(j),
@@ -753,7 +868,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                 d[t] ^= dj;
                 f[t] ^= fj;
             }
-            if digest.finish()[..] != msg[nb..] {
+            if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
                 return Err(EngineError::Check {
                     check: "Beaver opening MAC check",
                     peer: self.names.name(j),
@@ -840,6 +955,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                         la: if u == 1 { la0 ^ delta } else { la0 },
                         lb: if v == 1 { lb0 ^ delta } else { lb0 },
                         gate: self.gates_done + t as u64,
+                        garbler: self.cfg.me,
                         u,
                         v,
                     });
@@ -939,11 +1055,12 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     let (u, v) = (self.ev_m[a] as usize, self.ev_m[b] as usize);
                     let gate = base + t as u64;
                     inputs.clear();
-                    for s in 0..m {
+                    for (s, &garbler) in garblers.iter().enumerate() {
                         inputs.push(RowInput {
                             la: self.ev_labels[a * m + s],
                             lb: self.ev_labels[b * m + s],
                             gate,
+                            garbler,
                             u,
                             v,
                         });
@@ -962,7 +1079,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                         let key = mine[m + s];
                         let bit = (mac ^ key) & 1 == 1;
                         let expected = if bit { key ^ self.delta } else { key };
-                        if mac != expected {
+                        if !bool::from(mac.ct_eq(&expected)) {
                             return Err(EngineError::Check {
                                 check: "garbled row MAC check",
                                 peer: self.names.name(garblers[s]),
@@ -996,27 +1113,19 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
         Ok(())
     }
 
-    /// Broadcast-consistency check, then the output to every party.
+    /// The transcript comparison, then the output to every party.
     async fn outputs(&mut self) -> Result<Vec<bool>, EngineError> {
         let m = self.m();
         let e = self.cfg.evaluator;
         let others: Vec<usize> = self.slots.others().collect();
 
-        // Every party must have received the same masked inputs.
-        let digest = *blake3::hash(&pack_bits(self.masked_inputs.iter().copied())).as_bytes();
-        let out = others
-            .iter()
-            .map(|&j| (j, Bytes::copy_from_slice(&digest)))
-            .collect();
+        // Every coin toss must have given every party the same result.
+        let run = self.source.transcript();
+        let mine = Bytes::copy_from_slice(&run);
+        let out = others.iter().map(|&j| (j, mine.clone())).collect();
         let received = exchange(self.ch, Phase::InputConsistency, out, &others).await?;
         for (&j, msg) in others.iter().zip(&received) {
-            if msg[..] != digest[..] {
-                return Err(EngineError::Check {
-                    check: "input consistency check",
-                    peer: self.consistency_suspects(j),
-                    detail: "it received other masked inputs than this party (an input owner sent different values to different parties)".into(),
-                });
-            }
+            transcript::check(self.names.name(j), msg, &run, "before the output")?;
         }
 
         let outs: Vec<usize> = self
@@ -1083,7 +1192,7 @@ impl<'a, C: Channel, S: Source> Online<'a, C, S> {
                     let l = self.labels[r];
                     digest.push(if masked[x] { l ^ self.delta } else { l });
                 }
-                if digest.finish()[..] != msg[nb..] {
+                if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
                     return Err(EngineError::Check {
                         check: "output label check",
                         peer: self.names.name(j),

@@ -141,6 +141,8 @@ pub struct Sealed<T: Transport> {
     names: PeerNames,
     /// Per-peer keys (`None` for this endpoint itself); `None` altogether with `--no-seal`.
     keys: Option<Vec<Option<PairKeys>>>,
+    /// The hash of the roster every peer proved its key against (empty without one).
+    roster_hash: Vec<u8>,
 }
 
 /// What the endpoints of one session agree on before sealing.
@@ -234,6 +236,10 @@ impl<T: Transport> Sealed<T> {
             me: params.me,
             names,
             keys: Some(keys),
+            roster_hash: match auth {
+                Authentication::Roster { roster, .. } => roster.hash().to_vec(),
+                _ => Vec::new(),
+            },
         })
     }
 
@@ -245,12 +251,19 @@ impl<T: Transport> Sealed<T> {
             me,
             names: PeerNames::new(parties),
             keys: None,
+            roster_hash: Vec::new(),
         }
     }
 
     /// The wrapped transport.
     pub fn inner(&self) -> &T {
         &self.inner
+    }
+
+    /// The hash of the roster that every peer proved its key against, or nothing when the
+    /// peers are not authenticated by a roster; the engine binds it into the session id.
+    pub fn roster_hash(&self) -> &[u8] {
+        &self.roster_hash
     }
 
     /// Whether frames are sealed.

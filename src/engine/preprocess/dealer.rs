@@ -18,7 +18,8 @@ use crate::channel::{Channel, PeerNames, Phase};
 use crate::engine::share::{
     AuthBits, Block, Prg, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks, random_delta,
 };
-use crate::engine::{EngineError, Progress, exchange};
+use crate::engine::transcript::Transcript;
+use crate::engine::{EngineError, MAX_PARTIES, Progress, exchange};
 
 /// Shares per dealer chunk (a multiple of [`ITEMS_PER_AND`]).
 pub const CHUNK_ITEMS: usize = 1 << 15;
@@ -27,11 +28,14 @@ pub const CHUNK_ITEMS: usize = 1 << 15;
 pub const WINDOW: u64 = 2;
 
 const REQUEST_MAGIC: &[u8; 4] = b"MPCd";
-const REQUEST_LEN: usize = 4 + 32 + 4 + 8 + 8;
+const REQUEST_LEN: usize = 4 + 32 + 32 + 4 + 8 + 8;
 
 /// What a party asks the dealer for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct DealerRequest {
+    /// The run id the parties agreed on in their handshake: the dealer serves only parties
+    /// of one run.
+    pub run_id: [u8; 32],
     /// Hash of the program (parties must agree).
     pub program_hash: [u8; 32],
     /// Number of computing parties.
@@ -46,6 +50,7 @@ impl DealerRequest {
     fn encode(&self) -> Bytes {
         let mut b = BytesMut::with_capacity(REQUEST_LEN);
         b.put_slice(REQUEST_MAGIC);
+        b.put_slice(&self.run_id);
         b.put_slice(&self.program_hash);
         b.put_u32_le(self.parties);
         b.put_u64_le(self.inputs);
@@ -57,13 +62,16 @@ impl DealerRequest {
         if b.len() != REQUEST_LEN || &b[..4] != REQUEST_MAGIC {
             return None;
         }
+        let mut run_id = [0u8; 32];
+        run_id.copy_from_slice(&b[4..36]);
         let mut program_hash = [0u8; 32];
-        program_hash.copy_from_slice(&b[4..36]);
+        program_hash.copy_from_slice(&b[36..68]);
         Some(DealerRequest {
+            run_id,
             program_hash,
-            parties: u32::from_le_bytes(b[36..40].try_into().ok()?),
-            inputs: u64::from_le_bytes(b[40..48].try_into().ok()?),
-            ands: u64::from_le_bytes(b[48..56].try_into().ok()?),
+            parties: u32::from_le_bytes(b[68..72].try_into().ok()?),
+            inputs: u64::from_le_bytes(b[72..80].try_into().ok()?),
+            ands: u64::from_le_bytes(b[80..88].try_into().ok()?),
         })
     }
 
@@ -113,6 +121,11 @@ pub async fn run_dealer<C: Channel>(
     parties: usize,
     progress: &dyn Progress,
 ) -> Result<DealerSummary, EngineError> {
+    if !(2..=MAX_PARTIES).contains(&parties) {
+        return Err(EngineError::Setup(format!(
+            "a session needs at least 2 and at most {MAX_PARTIES} parties, not {parties}"
+        )));
+    }
     let names = PeerNames::new(parties);
     let all: Vec<usize> = (0..parties).collect();
     progress.phase("waiting for requests", 0);
@@ -244,6 +257,14 @@ fn check_requests(reqs: &[DealerRequest], parties: usize, names: &PeerNames) -> 
     }
     let first = &reqs[0];
     for (i, r) in reqs.iter().enumerate().skip(1) {
+        if r.run_id != first.run_id {
+            return Err(format!(
+                "{} and party 0 are not in the same run (run ids {}… and {}…): a party sent different handshake messages to different parties, or requests of another run were replayed",
+                names.name(i),
+                hex::encode(&r.run_id[..6]),
+                hex::encode(&first.run_id[..6])
+            ));
+        }
         if r.program_hash != first.program_hash {
             return Err(format!(
                 "{} and party 0 run different programs (hash {} vs {})",
@@ -278,6 +299,8 @@ pub struct DealerSource<'c, C: Channel> {
     dealer_name: String,
     /// Scratch space for the keys of one chunk, reused to avoid zero-filling every chunk.
     keys: Vec<Block>,
+    /// The transcript digest: the dealer tosses no coins, so it is the run id's alone.
+    transcript: [u8; 32],
 }
 
 impl<'c, C: Channel> DealerSource<'c, C> {
@@ -318,6 +341,7 @@ impl<'c, C: Channel> DealerSource<'c, C> {
             received: 0,
             dealer_name,
             keys: Vec::new(),
+            transcript: Transcript::new(&request.run_id).digest(),
         })
     }
 
@@ -385,5 +409,39 @@ impl<C: Channel> Source for DealerSource<'_, C> {
             self.receive_chunk().await?;
         }
         Ok(self.buffer.split_front(count))
+    }
+
+    fn transcript(&self) -> [u8; 32] {
+        self.transcript
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn request(run: u8) -> DealerRequest {
+        DealerRequest {
+            run_id: [run; 32],
+            program_hash: [9; 32],
+            parties: 3,
+            inputs: 10,
+            ands: 20,
+        }
+    }
+
+    #[test]
+    fn requests_round_trip() {
+        let r = request(4);
+        assert_eq!(DealerRequest::decode(&r.encode()), Some(r));
+    }
+
+    #[test]
+    fn the_dealer_serves_one_run_only() {
+        let names = PeerNames::new(3);
+        assert!(check_requests(&[request(1), request(1), request(1)], 3, &names).is_ok());
+        let why = check_requests(&[request(1), request(1), request(2)], 3, &names)
+            .expect_err("a request of another run");
+        assert!(why.contains("party 2") && why.contains("same run"), "{why}");
     }
 }

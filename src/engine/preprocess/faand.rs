@@ -28,11 +28,20 @@
 //!    d = y ⊕ y' with MACs (the **bucketing MAC check**) and setting
 //!    x ← x ⊕ x', z ← z ⊕ z' ⊕ d·x'. The result leaks nothing unless every triple of its
 //!    bucket leaked. B is the smallest size for which the WRK17/WMK17 bound
-//!    `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` is at most 2^-ρ, ρ = 40 (B = 3 from about
+//!    `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` is at most 2^-ρ (at ρ = 40: B = 3 from about
 //!    280,000 triples per batch, B = 4 from about 3,100, B = 5 from about 320, more below;
 //!    this reproduces the table emp-agmpc uses). The differences d are opened in the same
 //!    round as the leaky-AND check values: d = y ⊕ y' of random aBits says nothing about any
 //!    input, and nothing is used before both checks pass.
+//!
+//! **Statistical security per run, not per batch.** Every batch buckets with its own coin,
+//! so an adversary gets one independent try per batch, and a run of k batches fails with
+//! probability at most k times the per-batch bound. Each batch therefore uses
+//! ρ = 40 + ⌈log2 k⌉ ([`batch_rho`]), which keeps the whole run at 2^-40 or better
+//! (k · 2^-(40 + ⌈log2 k⌉) ≤ 2^-40). For B = 3 that raises the threshold from about 280,000
+//! triples per batch to about 390,000 for two batches, 550,000 for three or four, 780,000
+//! for five to eight; the batch planner in [`super::ot`] picks the fewest batches that fit
+//! in memory, so the bucket size stays as small as the memory cap allows.
 //!
 //! Yang–Wang–Zhang (ePrint 2019/1104): their changes to this phase are not implemented
 //! (yet); the only related technique used is checking a whole batch through one random
@@ -40,6 +49,7 @@
 
 use bytes::Bytes;
 use futures_util::future::{try_join, try_join_all};
+use subtle::ConstantTimeEq;
 
 use super::ot::abit::ABits;
 use super::ot::common::{
@@ -47,10 +57,10 @@ use super::ot::common::{
 };
 use super::ot::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
-use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, Block, MacDigest};
+use crate::engine::{EngineError, PARTY_BITS};
 
-/// Statistical security parameter ρ.
+/// Statistical security parameter ρ of a whole run.
 pub const RHO: u32 = 40;
 
 /// The check a wrong leaky AND triple fails.
@@ -79,14 +89,20 @@ fn log2_failure(l: u64, b_size: u64) -> f64 {
     worst
 }
 
-/// The bucket size for a batch of `ands` triples at ρ = 40.
-pub fn bucket_size(ands: u64) -> usize {
+/// The bucket size for a batch of `ands` triples at statistical security `rho`.
+pub fn bucket_size(ands: u64, rho: u32) -> usize {
     let l = ands.max(1);
     let mut b = 2;
-    while log2_failure(l, b) > -(RHO as f64) {
+    while log2_failure(l, b) > -(rho as f64) {
         b += 1;
     }
     b as usize
+}
+
+/// The ρ each of `batches` batches must reach so that the whole run fails with probability
+/// at most 2^-[`RHO`] (a union bound over the batches): RHO + ⌈log2 batches⌉.
+pub fn batch_rho(batches: u64) -> u32 {
+    RHO + batches.max(1).next_power_of_two().trailing_zeros()
 }
 
 /// How one batch's aBits are laid out: plain aBits (input masks, then one output mask per AND
@@ -134,14 +150,30 @@ impl Layout {
     }
 }
 
+/// Bits of the batch number in a tweak.
+const BATCH_BITS: u32 = 48;
+
+/// Bits of the triple index in a tweak.
+const TRIPLE_BITS: u32 = 32;
+
+/// Bits of the purpose in a tweak.
+const PURPOSE_BITS: u32 = 128 - BATCH_BITS - TRIPLE_BITS - 2 * PARTY_BITS;
+
+const _: () = assert!(PURPOSE_BITS >= 1);
+
 /// The tweak of hash input `purpose` (0: half AND, 1: leaky-AND check) for triple t of the
-/// pair (sender holds the keys, receiver the MACs).
+/// pair (sender holds the keys, receiver the MACs), from high to low bits: batch (48 bits),
+/// t (32), sender, receiver ([`PARTY_BITS`] each), purpose (the rest). Every field is
+/// within its width (party indices are below [`crate::engine::MAX_PARTIES`], batches and
+/// triples are checked in [`triples`]), so distinct inputs give distinct tweaks.
 #[inline]
 fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> Block {
-    ((batch as u128 & 0xffff_ffff) << 96)
-        | ((t as u128) << 32)
-        | ((sender as u128 & 0xfff) << 20)
-        | ((receiver as u128 & 0xfff) << 8)
+    debug_assert!(batch < 1 << BATCH_BITS && (t as u64) < 1 << TRIPLE_BITS);
+    debug_assert!(sender < 1 << PARTY_BITS && receiver < 1 << PARTY_BITS);
+    ((batch as u128) << (128 - BATCH_BITS))
+        | ((t as u128) << (2 * PARTY_BITS + PURPOSE_BITS))
+        | ((sender as u128) << (PARTY_BITS + PURPOSE_BITS))
+        | ((receiver as u128) << PURPOSE_BITS)
         | purpose as u128
 }
 
@@ -321,6 +353,12 @@ pub async fn triples<C: Channel>(
     let me = ctx.slots.me;
     let delta = ctx.delta;
     let big_l = layout.leaky();
+    if ctx.batch >= 1 << BATCH_BITS || big_l as u64 >= 1 << TRIPLE_BITS {
+        return Err(EngineError::Setup(format!(
+            "batch {} with {big_l} leaky triples is beyond what the hash tweaks can number",
+            ctx.batch
+        )));
+    }
     let mut work = Work {
         ab,
         bufs,
@@ -392,7 +430,7 @@ pub async fn triples<C: Channel>(
             o.extend_from_slice(&nonce[0].to_le_bytes());
             o
         };
-        let commitment = laand_commitment(me, ctx.batch, &opening);
+        let commitment = laand_commitment(&ctx.run_id, me, ctx.batch, &opening);
         let received = ctx
             .broadcast(Phase::LeakyAnd, Bytes::copy_from_slice(&commitment))
             .await?;
@@ -458,7 +496,8 @@ pub async fn triples<C: Channel>(
         let mut sum = h_bar;
         for (s, (o, _)) in received.iter().enumerate() {
             ctx.expect_len(s, Phase::LeakyAnd, o, 32)?;
-            if laand_commitment(ctx.others[s], ctx.batch, o)[..] != commitments[s][..] {
+            let expected = laand_commitment(&ctx.run_id, ctx.others[s], ctx.batch, o);
+            if !bool::from(expected.ct_eq(&commitments[s][..])) {
                 return Err(ctx.check_failed(
                     LEAKY_AND_CHECK,
                     s,
@@ -467,7 +506,7 @@ pub async fn triples<C: Channel>(
             }
             sum ^= read_block(o, 0).unwrap_or(0);
         }
-        if sum != 0 {
+        if !bool::from(sum.ct_eq(&0)) {
             return Err(EngineError::Check {
                 check: LEAKY_AND_CHECK,
                 peer: ctx.some_peer(),
@@ -492,7 +531,7 @@ pub async fn triples<C: Channel>(
                 }
                 dg.push(key);
             }
-            if dg.finish()[..] != msg[dn..] {
+            if !bool::from(dg.finish().ct_eq(&msg[dn..])) {
                 return Err(ctx.check_failed(
                     BUCKETING_CHECK,
                     s,
@@ -522,9 +561,12 @@ pub async fn triples<C: Channel>(
     }
 }
 
-fn laand_commitment(party: usize, batch: u64, opening: &[u8]) -> [u8; 32] {
+/// The commitment of `party` to its opening (H̄ and a nonce, 32 bytes) of the leaky AND
+/// check of batch `batch` of run `run_id`.
+fn laand_commitment(run_id: &[u8; 32], party: usize, batch: u64, opening: &[u8]) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(b"mpc leaky AND commitment v1");
+    h.update(b"mpc leaky AND commitment v2");
+    h.update(run_id);
     h.update(&(party as u64).to_le_bytes());
     h.update(&batch.to_le_bytes());
     h.update(opening);
@@ -710,16 +752,93 @@ fn fold_differences(out: &mut AuthBits, layout: Layout, m: usize, d: &[Block], f
 
 #[cfg(test)]
 mod tests {
+    use std::collections::HashSet;
+
     use super::*;
+    use crate::engine::MAX_PARTIES;
 
     #[test]
     fn bucket_sizes_match_the_papers_table() {
-        assert_eq!(bucket_size(300_000), 3);
-        assert_eq!(bucket_size(270_000), 4);
-        assert_eq!(bucket_size(4_000), 4);
-        assert_eq!(bucket_size(3_000), 5);
-        assert_eq!(bucket_size(330), 5);
-        assert!(bucket_size(300) > 5);
-        assert!(bucket_size(1) <= 40);
+        assert_eq!(bucket_size(300_000, RHO), 3);
+        assert_eq!(bucket_size(270_000, RHO), 4);
+        assert_eq!(bucket_size(4_000, RHO), 4);
+        assert_eq!(bucket_size(3_000, RHO), 5);
+        assert_eq!(bucket_size(330, RHO), 5);
+        assert!(bucket_size(300, RHO) > 5);
+        assert!(bucket_size(1, RHO) <= 40);
+    }
+
+    #[test]
+    fn rho_grows_with_the_number_of_batches() {
+        assert_eq!(batch_rho(1), 40);
+        assert_eq!(batch_rho(2), 41);
+        assert_eq!(batch_rho(3), 42);
+        assert_eq!(batch_rho(4), 42);
+        assert_eq!(batch_rho(5), 43);
+        assert_eq!(batch_rho(1 << 20), 60);
+        // k batches at ρ = 40 + ⌈log2 k⌉ keep the run at 2^-40.
+        for k in 1..5000u64 {
+            assert!((k as f64).log2() - batch_rho(k) as f64 <= -(RHO as f64));
+        }
+        // Two batches of the 1M-gate benchmark stay at B = 3, three would not.
+        assert_eq!(bucket_size(537_392, batch_rho(2)), 3);
+        assert_eq!(bucket_size(358_261, batch_rho(3)), 4);
+        // The per-batch bound at the chosen size really is below 2^-ρ.
+        for (l, k) in [(537_392u64, 2u64), (10_000, 7), (500, 1000)] {
+            let b = bucket_size(l, batch_rho(k));
+            assert!(log2_failure(l, b as u64) <= -(batch_rho(k) as f64));
+            assert!(log2_failure(l, b as u64 - 1) > -(batch_rho(k) as f64));
+        }
+    }
+
+    #[test]
+    fn leaky_and_commitments_bind_run_party_and_batch() {
+        let opening = [3u8; 32];
+        let c = laand_commitment(&[1; 32], 1, 0, &opening);
+        assert_eq!(c, laand_commitment(&[1; 32], 1, 0, &opening));
+        assert_ne!(c, laand_commitment(&[2; 32], 1, 0, &opening));
+        assert_ne!(c, laand_commitment(&[1; 32], 2, 0, &opening));
+        assert_ne!(c, laand_commitment(&[1; 32], 1, 1, &opening));
+    }
+
+    /// Reads the fields back out of a tweak.
+    fn fields(t: Block) -> (u64, usize, usize, usize, u8) {
+        let mask = |bits: u32| (1u128 << bits) - 1;
+        (
+            (t >> (128 - BATCH_BITS)) as u64,
+            ((t >> (2 * PARTY_BITS + PURPOSE_BITS)) & mask(TRIPLE_BITS)) as usize,
+            ((t >> (PARTY_BITS + PURPOSE_BITS)) & mask(PARTY_BITS)) as usize,
+            ((t >> PURPOSE_BITS) & mask(PARTY_BITS)) as usize,
+            (t & mask(PURPOSE_BITS)) as u8,
+        )
+    }
+
+    #[test]
+    fn tweaks_are_injective_up_to_the_limits() {
+        let batches = [0u64, 1, 2, (1 << BATCH_BITS) - 1];
+        let triples = [0usize, 1, 2, 1 << 20, (1 << TRIPLE_BITS) - 1];
+        let parties = [
+            0usize,
+            1,
+            2,
+            MAX_PARTIES - 2,
+            MAX_PARTIES - 1,
+            (1 << PARTY_BITS) - 1,
+        ];
+        let mut seen = HashSet::new();
+        for &batch in &batches {
+            for &t in &triples {
+                for &sender in &parties {
+                    for &receiver in &parties {
+                        for purpose in [0u8, 1] {
+                            let tw = tweak(batch, t, sender, receiver, purpose);
+                            // Each field reads back, so no two inputs share the tweak.
+                            assert_eq!(fields(tw), (batch, t, sender, receiver, purpose));
+                            assert!(seen.insert(tw));
+                        }
+                    }
+                }
+            }
+        }
     }
 }

@@ -52,4 +52,9 @@ pub trait Source: Send {
 
     /// The next `count` authenticated shares.
     fn take(&mut self, count: usize) -> impl Future<Output = Result<AuthBits, EngineError>> + Send;
+
+    /// The digest of this party's transcript of the run so far (the run id and every coin
+    /// toss result, see [`crate::engine::transcript`]); the parties compare it before any
+    /// output is released.
+    fn transcript(&self) -> [u8; 32];
 }

@@ -18,6 +18,7 @@
 //!   of the batch mask x̃, so it reveals nothing about the bits that are used.
 
 use bytes::Bytes;
+use subtle::ConstantTimeEq;
 
 use super::common::{CoinToss, Ctr, Ctx, get_bit, offload, read_block};
 use super::extension::PairOt;
@@ -161,7 +162,8 @@ pub async fn generate<C: Channel>(
             (Some(x), Some(t)) => (x, t),
             _ => return Err(ctx.malformed(s, Phase::OtCheck, "short check message".into())),
         };
-        if key_acc[s].reduce() != their_t ^ gf::mul(their_x, ctx.delta) {
+        let expected = their_t ^ gf::mul(their_x, ctx.delta);
+        if !bool::from(key_acc[s].reduce().ct_eq(&expected)) {
             return Err(ctx.check_failed(
                 OT_CHECK,
                 s,

@@ -5,9 +5,11 @@ use aes::Aes128;
 use aes::cipher::{BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
 use bytes::Bytes;
 use rand::RngCore;
+use subtle::ConstantTimeEq;
 
 use crate::channel::{Channel, PeerNames, Phase};
 use crate::engine::share::{Block, Slots};
+use crate::engine::transcript::Transcript;
 use crate::engine::{EngineError, exchange};
 
 /// Encrypts blocks in place with AES-128 (the `aes` crate uses AES-NI when available and
@@ -153,8 +155,13 @@ pub struct Ctx<'c, C: Channel> {
     pub delta: Block,
     /// Number of the current batch (part of every hash tweak and commitment).
     pub batch: u64,
+    /// Identifies this run of the protocol (agreed in the handshake); binds every hash,
+    /// commitment and coin toss to it.
+    pub run_id: [u8; 32],
     /// Secret local randomness.
     pub rng: Ctr,
+    /// The run id and every coin-toss result so far, compared before the output.
+    pub transcript: Transcript,
 }
 
 impl<C: Channel> Ctx<'_, C> {
@@ -225,15 +232,32 @@ impl<C: Channel> Ctx<'_, C> {
 /// the coin is the XOR of all seeds, uniform as long as one party is honest. The commitments
 /// go out before the value the coin must not depend on is known to anyone but its sender
 /// (e.g. before the OT extension's challenge is needed), the openings after.
+///
+/// Commitments are bound to the run id, the batch, the coin's label and the committing
+/// party, so none verifies in another run or place. A party can still send different
+/// commitments and openings to different parties; then the honest parties hold different
+/// coins, which is why every coin goes into the transcript ([`Ctx::transcript`]) that the
+/// parties compare before any output.
 pub struct CoinToss {
     label: &'static [u8],
     seed: [u8; 32],
     commitments: Vec<[u8; 32]>,
 }
 
-fn coin_commitment(label: &[u8], party: usize, batch: u64, seed: &[u8; 32]) -> [u8; 32] {
+/// The commitment of `party` to its `seed` for the coin `label` of batch `batch` of run
+/// `run_id`. Its inputs have fixed lengths except the label, which comes last but one and
+/// is preceded by its length, so distinct inputs never hash the same bytes.
+fn coin_commitment(
+    run_id: &[u8; 32],
+    label: &[u8],
+    party: usize,
+    batch: u64,
+    seed: &[u8; 32],
+) -> [u8; 32] {
     let mut h = blake3::Hasher::new();
-    h.update(b"mpc coin toss v1");
+    h.update(b"mpc coin toss v2");
+    h.update(run_id);
+    h.update(&(label.len() as u64).to_le_bytes());
     h.update(label);
     h.update(&(party as u64).to_le_bytes());
     h.update(&batch.to_le_bytes());
@@ -256,7 +280,7 @@ impl CoinToss {
         ctx.rng.fill(&mut blocks);
         seed[..16].copy_from_slice(&blocks[0].to_le_bytes());
         seed[16..].copy_from_slice(&blocks[1].to_le_bytes());
-        let mine = coin_commitment(label, ctx.slots.me, ctx.batch, &seed);
+        let mine = coin_commitment(&ctx.run_id, label, ctx.slots.me, ctx.batch, &seed);
         let received = ctx.broadcast(phase, Bytes::copy_from_slice(&mine)).await?;
         let mut commitments = Vec::with_capacity(received.len());
         for (s, msg) in received.iter().enumerate() {
@@ -272,10 +296,11 @@ impl CoinToss {
         })
     }
 
-    /// Round 2: opens the seeds, checks every opening against its commitment, returns the coin.
+    /// Round 2: opens the seeds, checks every opening against its commitment, absorbs the
+    /// coin into the transcript and returns it.
     pub async fn open<C: Channel>(
         self,
-        ctx: &Ctx<'_, C>,
+        ctx: &mut Ctx<'_, C>,
         phase: Phase,
     ) -> Result<[u8; 32], EngineError> {
         let received = ctx
@@ -286,8 +311,9 @@ impl CoinToss {
             ctx.expect_len(s, phase, msg, 32)?;
             let mut seed = [0u8; 32];
             seed.copy_from_slice(msg);
-            let expected = coin_commitment(self.label, ctx.others[s], ctx.batch, &seed);
-            if expected != self.commitments[s] {
+            let expected =
+                coin_commitment(&ctx.run_id, self.label, ctx.others[s], ctx.batch, &seed);
+            if !bool::from(expected.ct_eq(&self.commitments[s])) {
                 return Err(ctx.check_failed(
                     COIN_CHECK,
                     s,
@@ -301,6 +327,7 @@ impl CoinToss {
                 *c ^= b;
             }
         }
+        ctx.transcript.absorb(self.label, ctx.batch, &coin);
         Ok(coin)
     }
 }
@@ -366,5 +393,183 @@ pub async fn offload<T: Send + 'static>(
                 "the runtime shut down during preprocessing".into(),
             )),
         },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use futures_util::future::join;
+
+    use super::*;
+    use crate::channel::memory::memory_channels;
+    use crate::engine::transcript::{self, TRANSCRIPT_CHECK};
+
+    const LABEL: &[u8] = b"test coin";
+
+    fn context<C: Channel>(ch: &C, me: usize, n: usize, run_id: [u8; 32]) -> Ctx<'_, C> {
+        let slots = Slots { me, n };
+        Ctx {
+            ch,
+            slots,
+            others: slots.others().collect(),
+            names: PeerNames::new(n),
+            delta: 1,
+            batch: 0,
+            run_id,
+            rng: Ctr::from_entropy(),
+            transcript: Transcript::new(&run_id),
+        }
+    }
+
+    /// One coin toss as the preprocessing makes them.
+    async fn toss<C: Channel>(ctx: &mut Ctx<'_, C>) -> Result<[u8; 32], EngineError> {
+        let coin = CoinToss::commit(ctx, Phase::OtExtension, LABEL).await?;
+        coin.open(ctx, Phase::OtCheck).await
+    }
+
+    /// Every party sends its transcript digest to every other and checks what it receives,
+    /// with the check of the output phase.
+    async fn compare<C: Channel>(ctx: &Ctx<'_, C>) -> Result<(), EngineError> {
+        let mine = ctx.transcript.digest();
+        let received = ctx
+            .broadcast(Phase::InputConsistency, Bytes::copy_from_slice(&mine))
+            .await?;
+        for (s, msg) in received.iter().enumerate() {
+            transcript::check(ctx.names.name(ctx.others[s]), msg, &mine, "in this test")?;
+        }
+        Ok(())
+    }
+
+    /// The check and the peer a failed comparison names.
+    fn failure(r: &Result<(), EngineError>) -> Option<(&'static str, &str)> {
+        match r {
+            Err(EngineError::Check { check, peer, .. }) => Some((check, peer)),
+            _ => None,
+        }
+    }
+
+    /// Party 1 of 3 commits to and opens one seed towards party 0 and another towards
+    /// party 2. Each opening matches the commitment its receiver got, so no commitment check
+    /// fires and the two honest parties end up with different coins; comparing transcripts
+    /// catches it: party 1 sends each honest party that party's own digest, so each honest
+    /// party finds the difference in the other honest party's digest.
+    #[tokio::test]
+    async fn coin_equivocation_is_caught_by_the_transcript_comparison() {
+        let run = [5u8; 32];
+        let chans = memory_channels(3, 3, Duration::from_secs(10));
+        let honest = |me: usize| {
+            let ch = &chans[me];
+            async move {
+                let mut ctx = context(ch, me, 3, run);
+                let coin = toss(&mut ctx)
+                    .await
+                    .expect("the openings match the commitments");
+                (coin, compare(&ctx).await)
+            }
+        };
+        let cheater = async {
+            let ch = &chans[1];
+            let seeds = [[1u8; 32], [2u8; 32]];
+            let targets = [0usize, 2];
+            for (&to, seed) in targets.iter().zip(&seeds) {
+                let c = coin_commitment(&run, LABEL, 1, 0, seed);
+                ch.send(to, Phase::OtExtension, Bytes::copy_from_slice(&c))
+                    .await?;
+            }
+            for &from in &targets {
+                ch.recv(from, Phase::OtExtension).await?;
+            }
+            for (&to, seed) in targets.iter().zip(&seeds) {
+                ch.send(to, Phase::OtCheck, Bytes::copy_from_slice(seed))
+                    .await?;
+            }
+            let mut theirs = Vec::new();
+            for &from in &targets {
+                theirs.push(ch.recv(from, Phase::OtCheck).await?);
+            }
+            // The coin each honest party holds, and a matching transcript for each.
+            for (&to, seed) in targets.iter().zip(&seeds) {
+                let mut coin = *seed;
+                for other in &theirs {
+                    for (c, b) in coin.iter_mut().zip(other.iter()) {
+                        *c ^= b;
+                    }
+                }
+                let mut t = Transcript::new(&run);
+                t.absorb(LABEL, 0, &coin);
+                ch.send(
+                    to,
+                    Phase::InputConsistency,
+                    Bytes::copy_from_slice(&t.digest()),
+                )
+                .await?;
+            }
+            for &from in &targets {
+                ch.recv(from, Phase::InputConsistency).await?;
+            }
+            Ok::<_, crate::channel::ChannelError>(())
+        };
+        let ((p0, p2), cheated) = join(join(honest(0), honest(2)), cheater).await;
+        cheated.expect("the cheater's messages go through");
+        assert_ne!(p0.0, p2.0, "the equivocation must split the coin");
+        assert_eq!(
+            failure(&p0.1),
+            Some((TRANSCRIPT_CHECK, "party 2")),
+            "{:?}",
+            p0.1
+        );
+        assert_eq!(
+            failure(&p2.1),
+            Some((TRANSCRIPT_CHECK, "party 0")),
+            "{:?}",
+            p2.1
+        );
+    }
+
+    /// Honest coin tosses give everyone the same coin and transcript.
+    #[tokio::test]
+    async fn honest_coin_tosses_agree() {
+        let run = [6u8; 32];
+        let chans = memory_channels(3, 3, Duration::from_secs(10));
+        let results =
+            futures_util::future::join_all(chans.iter().enumerate().map(|(me, ch)| async move {
+                let mut ctx = context(ch, me, 3, run);
+                let a = toss(&mut ctx).await?;
+                ctx.batch = 1;
+                let b = toss(&mut ctx).await?;
+                compare(&ctx).await?;
+                Ok::<_, EngineError>((a, b, ctx.transcript.digest()))
+            }))
+            .await;
+        let first = results[0].as_ref().expect("party 0");
+        for r in &results {
+            assert_eq!(r.as_ref().expect("every party"), first);
+        }
+        assert_ne!(first.0, first.1);
+    }
+
+    /// A party whose commitments belong to another run (a replay, or a party that did not
+    /// take part in this run's handshake) fails the coin toss commitment check.
+    #[tokio::test]
+    async fn commitments_from_another_run_do_not_verify() {
+        let chans = memory_channels(3, 3, Duration::from_secs(10));
+        let results =
+            futures_util::future::join_all(chans.iter().enumerate().map(|(me, ch)| async move {
+                let run = if me == 1 { [8u8; 32] } else { [7u8; 32] };
+                let mut ctx = context(ch, me, 3, run);
+                toss(&mut ctx).await
+            }))
+            .await;
+        for me in [0, 2] {
+            match &results[me] {
+                Err(EngineError::Check { check, peer, .. }) => {
+                    assert_eq!(*check, COIN_CHECK);
+                    assert_eq!(peer, "party 1");
+                }
+                other => panic!("party {me} accepted a commitment of another run: {other:?}"),
+            }
+        }
     }
 }

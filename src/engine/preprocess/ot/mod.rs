@@ -3,7 +3,8 @@
 //!
 //! Pipeline per batch (all parties in lock step):
 //!
-//! 1. once per session, [`base`]: 128 Chou–Orlandi base OTs per ordered pair, choices = Δ;
+//! 1. once per session, [`base`]: 128 Masny–Rindal endemic base OTs (OT from Diffie–Hellman
+//!    over Ristretto255) per ordered pair, choices = Δ;
 //! 2. [`extension`] + [`abit`]: COT extension with every peer gives authenticated bits, with
 //!    the OT extension consistency check and the aBit consistency check (same bits towards
 //!    everyone);
@@ -28,12 +29,20 @@
 //! like any other, so the COT correlation is exactly Δ and the online phase's invariant
 //! `lsb M = lsb K ⊕ x` holds for every aBit produced here.
 //!
-//! Batching: the material is produced in batches sized to the circuit: all AND gates in one
-//! batch when there are at most 2^19 (2^18 for more than 3 parties), otherwise in equal
-//! batches below that cap. The bucket size follows the batch size (B = 3 needs ≈ 280,000
-//! triples per batch, which is why the cap is not lower). [`OtSource::take`] produces the
-//! next batch only when the online phase has consumed the previous one, so memory is bounded
-//! by one batch, whatever the circuit's size.
+//! Batching: the material is produced in equal batches sized to the circuit. Statistical
+//! security is per run: with k batches every batch buckets at ρ = 40 + ⌈log2 k⌉, so all k
+//! together fail with probability at most 2^-40 (see [`super::faand`]). A batch's memory
+//! grows with its leaky triples (AND gates × bucket size), capped at [`MAX_BATCH_LEAKY`]
+//! (1.8 million: 600,000 AND gates at B = 3) for up to 3 parties and
+//! [`MAX_BATCH_LEAKY_MANY`] for more. The planner takes the fewest batches that fit the cap
+//! at the bucket size their ρ needs; fewer, larger batches never need larger buckets, so
+//! that is also the least work. B = 3 needs about 280,000 AND gates in a single batch,
+//! 390,000 per batch for two, 550,000 for three or four. So with up to 3 parties, 280,000 to
+//! 600,000 AND gates are one batch at B = 3, 780,000 to 1.2 million two batches at B = 3
+//! (the 1M-gate benchmark: two of 537,000), and most other sizes above 280,000 use B = 4
+//! (about a third more preprocessing per gate). [`OtSource::take`] produces the next batch
+//! only when the online phase has consumed the previous one, so memory is bounded by one
+//! batch, whatever the circuit's size.
 
 pub mod abit;
 pub mod base;
@@ -47,16 +56,19 @@ use self::abit::ABits;
 use self::common::{Ctr, Ctx};
 use self::extension::PairOt;
 use super::Source;
-use super::faand::{self, Layout, bucket_size};
+use super::faand::{self, Layout, batch_rho, bucket_size};
 use crate::channel::{Channel, PeerNames};
 use crate::engine::share::{AuthBits, Block, Slots};
-use crate::engine::{EngineError, Progress};
+use crate::engine::transcript::Transcript;
+use crate::engine::{EngineError, MAX_PARTIES, Progress};
 
-/// Most AND gates per batch for up to 3 parties (B = 3 needs ≈ 280,000).
-pub const MAX_BATCH_ANDS: usize = 1 << 19;
+/// Most leaky triples (AND gates × bucket size) per batch for up to 3 parties: what bounds
+/// a batch's memory. 600,000 AND gates at B = 3, 450,000 at B = 4.
+pub const MAX_BATCH_LEAKY: usize = 1_800_000;
 
-/// Most AND gates per batch for 4 or more parties (memory grows with n; B = 4 at this size).
-pub const MAX_BATCH_ANDS_MANY: usize = 1 << 18;
+/// Most leaky triples per batch for 4 or more parties (memory per triple grows with n):
+/// 262,144 AND gates at B = 4.
+pub const MAX_BATCH_LEAKY_MANY: usize = 1 << 20;
 
 /// Most input aBits per batch.
 pub const MAX_BATCH_INPUTS: usize = 1 << 20;
@@ -66,32 +78,66 @@ pub const MAX_BATCH_INPUTS: usize = 1 << 20;
 struct BatchPlan {
     inputs: usize,
     ands: usize,
+    /// Bucket size of this batch's AND triples (0 without AND gates).
+    bucket: usize,
 }
 
-/// Splits the session's needs into batches: input bits first, AND gates in equal batches.
-fn plan(inputs: u64, ands: u64, cap: u64) -> VecDeque<BatchPlan> {
+/// How many batches the AND gates take: the fewest whose triples fit `max_leaky` (and
+/// `max_ands` gates) per batch at the bucket size the per-run bound asks for. Fewer batches
+/// mean larger batches and a smaller ρ per batch, so the bucket size never grows when the
+/// count shrinks; the fewest feasible batches therefore also need the least work.
+fn and_batches(ands: u64, max_ands: u64, max_leaky: u64) -> u64 {
+    if ands == 0 {
+        return 0;
+    }
+    // Every bucket holds at least two triples.
+    let mut k = ands
+        .div_ceil(max_ands)
+        .max(ands.saturating_mul(2).div_ceil(max_leaky));
+    k = k.clamp(1, ands);
+    while k < ands {
+        let bucket = bucket_size(ands / k, batch_rho(k)) as u64;
+        if ands.div_ceil(k).saturating_mul(bucket) <= max_leaky {
+            break;
+        }
+        k += 1;
+    }
+    k
+}
+
+/// Splits the session's needs into batches: input bits first, AND gates in equal batches
+/// (at most `max_ands` gates and `max_leaky` leaky triples each, as far as possible), all
+/// with the bucket size for ρ = 40 + ⌈log2 batches⌉.
+fn plan(inputs: u64, ands: u64, max_ands: u64, max_leaky: u64) -> VecDeque<BatchPlan> {
     let mut out = VecDeque::new();
     let mut inputs_left = inputs;
     while inputs_left > MAX_BATCH_INPUTS as u64 {
         out.push_back(BatchPlan {
             inputs: MAX_BATCH_INPUTS,
             ands: 0,
+            bucket: 0,
         });
         inputs_left -= MAX_BATCH_INPUTS as u64;
     }
-    let batches = ands.div_ceil(cap);
+    let batches = and_batches(ands, max_ands.max(1), max_leaky.max(1));
+    // The smallest batch decides the bucket size; every batch uses it.
+    let bucket = ands
+        .checked_div(batches)
+        .map_or(0, |smallest| bucket_size(smallest, batch_rho(batches)));
     for b in 0..batches {
         // Equal sizes (differing by at most one) keep every batch as large as possible.
         let size = ands / batches + u64::from(b < ands % batches);
         out.push_back(BatchPlan {
             inputs: if b == 0 { inputs_left as usize } else { 0 },
             ands: size as usize,
+            bucket,
         });
     }
     if batches == 0 && inputs_left > 0 {
         out.push_back(BatchPlan {
             inputs: inputs_left as usize,
             ands: 0,
+            bucket: 0,
         });
     }
     out
@@ -112,20 +158,16 @@ pub struct OtSource<'c, C: Channel> {
 impl<'c, C: Channel> OtSource<'c, C> {
     /// Samples Δ, runs the base OTs with every peer and produces the first batch (for
     /// `inputs` input aBits and `ands` AND gates in total; every party must pass the same
-    /// numbers and later take material in the same amounts).
+    /// run id and numbers and later take material in the same amounts).
     pub async fn start(
         ch: &'c C,
         slots: Slots,
+        run_id: [u8; 32],
         inputs: u64,
         ands: u64,
         progress: &dyn Progress,
     ) -> Result<Self, EngineError> {
-        let cap = if slots.n <= 3 {
-            MAX_BATCH_ANDS
-        } else {
-            MAX_BATCH_ANDS_MANY
-        };
-        Self::start_with_batch_cap(ch, slots, inputs, ands, cap, progress).await
+        Self::start_with_batch_cap(ch, slots, run_id, inputs, ands, usize::MAX, progress).await
     }
 
     /// Like [`OtSource::start`] with at most `max_batch_ands` AND gates per batch (tests use
@@ -133,11 +175,23 @@ impl<'c, C: Channel> OtSource<'c, C> {
     pub async fn start_with_batch_cap(
         ch: &'c C,
         slots: Slots,
+        run_id: [u8; 32],
         inputs: u64,
         ands: u64,
         max_batch_ands: usize,
         progress: &dyn Progress,
     ) -> Result<Self, EngineError> {
+        if !(2..=MAX_PARTIES).contains(&slots.n) || slots.me >= slots.n {
+            return Err(EngineError::Setup(format!(
+                "party {} of {} parties: a session needs 2 to {MAX_PARTIES} parties",
+                slots.me, slots.n
+            )));
+        }
+        let max_leaky = if slots.n <= 3 {
+            MAX_BATCH_LEAKY
+        } else {
+            MAX_BATCH_LEAKY_MANY
+        };
         let mut rng = Ctr::from_entropy();
         let delta: Block = rng.block() | 1;
         let mut ctx = Ctx {
@@ -147,7 +201,9 @@ impl<'c, C: Channel> OtSource<'c, C> {
             names: PeerNames::new(slots.n),
             delta,
             batch: 0,
+            run_id,
             rng,
+            transcript: Transcript::new(&run_id),
         };
         progress.phase("base OT", 0);
         let seeds = base::run(&mut ctx).await?;
@@ -156,7 +212,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
         let mut source = OtSource {
             ctx,
             pairs,
-            plan: plan(inputs, ands, max_batch_ands.max(1) as u64),
+            plan: plan(inputs, ands, max_batch_ands as u64, max_leaky as u64),
             ready: AuthBits::new(slots.m()),
             cursor: 0,
             spare: None,
@@ -186,11 +242,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
         let layout = Layout {
             inputs: batch.inputs,
             ands: batch.ands,
-            bucket: if batch.ands > 0 {
-                bucket_size(batch.ands as u64)
-            } else {
-                0
-            },
+            bucket: batch.bucket,
         };
         let pairs = std::mem::take(&mut self.pairs);
         let (abits, pairs) = abit::generate(&mut self.ctx, pairs, layout.abits(), store).await?;
@@ -208,6 +260,10 @@ impl<'c, C: Channel> OtSource<'c, C> {
 impl<C: Channel> Source for OtSource<'_, C> {
     fn delta(&self) -> Block {
         self.ctx.delta
+    }
+
+    fn transcript(&self) -> [u8; 32] {
+        self.ctx.transcript.digest()
     }
 
     async fn take(&mut self, count: usize) -> Result<AuthBits, EngineError> {
@@ -243,22 +299,46 @@ mod tests {
 
     #[test]
     fn plans_cover_everything() {
-        for (inputs, ands, cap) in [
-            (0u64, 0u64, 1u64 << 19),
-            (5, 0, 1 << 19),
-            (3, 7, 1 << 19),
-            (64, 1_074_784, 1 << 19),
-            (3_000_000, 10, 1 << 18),
-            (10, 600_000, 1 << 18),
-            (10, 1000, 7),
+        for (inputs, ands, cap, leaky) in [
+            (0u64, 0u64, u64::MAX, MAX_BATCH_LEAKY as u64),
+            (5, 0, u64::MAX, MAX_BATCH_LEAKY as u64),
+            (3, 7, u64::MAX, MAX_BATCH_LEAKY as u64),
+            (64, 1_074_784, u64::MAX, MAX_BATCH_LEAKY as u64),
+            (3_000_000, 10, u64::MAX, MAX_BATCH_LEAKY_MANY as u64),
+            (10, 600_000, u64::MAX, MAX_BATCH_LEAKY_MANY as u64),
+            (10, 1000, 7, MAX_BATCH_LEAKY as u64),
+            (10, 1000, u64::MAX, 50),
         ] {
-            let p = plan(inputs, ands, cap);
+            let p = plan(inputs, ands, cap, leaky);
             assert_eq!(p.iter().map(|b| b.inputs as u64).sum::<u64>(), inputs);
             assert_eq!(p.iter().map(|b| b.ands as u64).sum::<u64>(), ands);
             assert!(p.iter().all(|b| b.inputs + b.ands > 0));
+            assert!(p.iter().all(|b| b.ands as u64 <= cap));
+            let batches = p.iter().filter(|b| b.ands > 0).count() as u64;
+            for b in p.iter().filter(|b| b.ands > 0) {
+                // Every batch meets the per-run bound: ρ grows with the number of batches.
+                assert!(b.bucket >= bucket_size(b.ands as u64, batch_rho(batches)));
+            }
         }
-        let p = plan(64, 1_074_784, MAX_BATCH_ANDS as u64);
-        assert_eq!(p.len(), 3);
-        assert!(p.iter().all(|b| bucket_size(b.ands as u64) == 3));
+    }
+
+    #[test]
+    fn the_million_gate_benchmark_keeps_bucket_size_three() {
+        // programs/big.garble.rs: two batches of ~537,000 at ρ = 41 need B = 3; three
+        // batches of ~358,000 would need ρ = 42 and B = 4.
+        let p = plan(64, 1_074_784, u64::MAX, MAX_BATCH_LEAKY as u64);
+        assert_eq!(p.len(), 2);
+        assert!(p.iter().all(|b| b.bucket == 3));
+        assert_eq!(bucket_size(1_074_784 / 3, batch_rho(3)), 4);
+    }
+
+    #[test]
+    fn many_batches_need_larger_buckets() {
+        // 10 million AND gates: more than 16 batches, ρ ≥ 45, B = 4 for every batch.
+        let p = plan(0, 10_000_000, u64::MAX, MAX_BATCH_LEAKY as u64);
+        let batches = p.len() as u64;
+        assert!(batches > 16, "{batches}");
+        assert!(p.iter().all(|b| b.bucket == 4));
+        assert!(p.iter().all(|b| b.ands * b.bucket <= MAX_BATCH_LEAKY));
     }
 }
