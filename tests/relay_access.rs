@@ -8,6 +8,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use common::inproc::{self, answer, http};
+use common::redis_server::Backend;
 use mpc::channel::Transport;
 use mpc::channel::relay::RelayTransport;
 use mpc::relay::RelayConfig;
@@ -32,11 +33,13 @@ async fn join(
         .expect("join")
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn outsiders_cannot_read_acknowledge_write_or_delete() {
+async fn outsiders_cannot_read_acknowledge_write_or_delete(backend: &Backend) {
     let relay = inproc::start(RelayConfig {
         admin_token: Some(ADMIN.into()),
-        ..inproc::config()
+        ..RelayConfig {
+            store: backend.store.clone(),
+            ..inproc::config()
+        }
     })
     .await;
     let url = &relay.url;
@@ -193,9 +196,12 @@ async fn outsiders_cannot_read_acknowledge_write_or_delete() {
     assert_eq!(resp.status(), StatusCode::OK);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_seat_holder_may_delete_its_session() {
-    let relay = inproc::start(inproc::config()).await;
+async fn a_seat_holder_may_delete_its_session(backend: &Backend) {
+    let relay = inproc::start(RelayConfig {
+        store: backend.store.clone(),
+        ..inproc::config()
+    })
+    .await;
     let client = http();
     let url = &relay.url;
     assert_eq!(
@@ -228,11 +234,13 @@ async fn a_seat_holder_may_delete_its_session() {
 /// A client that crashed leaves its seat to a new client once the relay counts it lost;
 /// until then the newcomer is told when to retry. The old client, should it come back,
 /// no longer gets in.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_lost_seat_can_be_reclaimed() {
+async fn a_lost_seat_can_be_reclaimed(backend: &Backend) {
     let relay = inproc::start(RelayConfig {
         lost_after: Duration::from_millis(500),
-        ..inproc::config()
+        ..RelayConfig {
+            store: backend.store.clone(),
+            ..inproc::config()
+        }
     })
     .await;
     let client = http();
@@ -315,3 +323,9 @@ async fn a_lost_seat_can_be_reclaimed() {
     assert!(again.is_ok(), "the rerun could not reclaim its seat");
     assert!(started.elapsed() < Duration::from_secs(4));
 }
+
+store_suite!(
+    outsiders_cannot_read_acknowledge_write_or_delete,
+    a_seat_holder_may_delete_its_session,
+    a_lost_seat_can_be_reclaimed,
+);

@@ -223,22 +223,23 @@ fn bad_request(why: impl Into<String>) -> Refusal {
     Refusal::new(StatusCode::BAD_REQUEST, why)
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
+/// Decodes `%XX` escapes; `None` for a malformed escape (a `%` not followed by two hex
+/// digits, e.g. `%+f`) or invalid UTF-8.
 pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 fn session_name(raw: &str) -> Result<String, Refusal> {
@@ -278,9 +279,9 @@ struct Query {
 
 fn parse_query(raw: &str) -> Result<Query, Refusal> {
     let mut query = Query::default();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let value = value.as_ref();
+        match key.as_ref() {
             "seq" => {
                 if !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(bad_seq(value));

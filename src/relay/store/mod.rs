@@ -7,6 +7,7 @@
 //! token is read, acknowledged and written only with that token.
 
 pub mod memory;
+pub mod redis;
 
 use std::future::Future;
 use std::sync::Arc;
@@ -177,6 +178,8 @@ pub trait Store: Send + Sync {
 pub enum AnyStore {
     /// In this process.
     Memory(memory::MemoryStore),
+    /// In Redis.
+    Redis(redis::RedisStore),
 }
 
 impl AnyStore {
@@ -184,10 +187,9 @@ impl AnyStore {
     pub async fn open(kind: &StoreKind, context: StoreContext) -> Result<AnyStore, String> {
         match kind {
             StoreKind::Memory => Ok(AnyStore::Memory(memory::MemoryStore::new(context))),
-            StoreKind::Redis(url) => {
-                let _ = context;
-                Err(format!("{url}: this build keeps sessions in memory only"))
-            }
+            StoreKind::Redis(url) => Ok(AnyStore::Redis(
+                redis::RedisStore::open(url, context).await?,
+            )),
         }
     }
 
@@ -195,6 +197,7 @@ impl AnyStore {
     pub fn describe(&self) -> String {
         match self {
             AnyStore::Memory(_) => "sessions in memory".to_string(),
+            AnyStore::Redis(_) => "sessions in Redis".to_string(),
         }
     }
 }
@@ -203,6 +206,7 @@ macro_rules! delegate {
     ($self:ident, $store:ident => $call:expr) => {
         match $self {
             AnyStore::Memory($store) => $call,
+            AnyStore::Redis($store) => $call,
         }
     };
 }
