@@ -324,8 +324,199 @@ async fn a_lost_seat_can_be_reclaimed(backend: &Backend) {
     assert!(started.elapsed() < Duration::from_secs(4));
 }
 
+/// The value of the sample `name` (with its labels) in Prometheus text, if present.
+fn sample(text: &str, name: &str) -> Option<f64> {
+    text.lines()
+        .filter(|l| !l.starts_with('#'))
+        .find_map(|l| l.strip_prefix(name)?.strip_prefix(' ')?.trim().parse().ok())
+}
+
+/// `GET /metrics` in Prometheus text: sessions, seats, messages and bytes queued and
+/// relayed, refusals by status, sessions finished by reason.
+async fn metrics_count_sessions_messages_and_refusals(backend: &Backend) {
+    let relay = inproc::start(RelayConfig {
+        store: backend.store.clone(),
+        ..inproc::config()
+    })
+    .await;
+    let client = http();
+    let url = &relay.url;
+    assert_eq!(
+        join(&client, url, "m", "0", "t0").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        join(&client, url, "m", "1", "t1").await.status(),
+        StatusCode::OK
+    );
+    let resp = client
+        .post(format!("{url}/send/m/0/1?seq=0"))
+        .header("x-mpc-token", "t0")
+        .body("12345")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    // An outsider's read: refused 403.
+    let resp = client
+        .post(format!("{url}/recv/m/0/1?seq=0&wait=0"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::FORBIDDEN);
+
+    let resp = client.get(format!("{url}/metrics")).send().await.unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    assert!(
+        resp.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/plain"),
+    );
+    let text = resp.text().await.unwrap();
+    assert!(
+        text.contains("# TYPE mpc_relay_sessions_created_total counter"),
+        "{text}"
+    );
+    for (name, want) in [
+        ("mpc_relay_sessions_active", 1.0),
+        ("mpc_relay_seats", 2.0),
+        ("mpc_relay_messages_queued", 1.0),
+        ("mpc_relay_bytes_queued", 5.0),
+        ("mpc_relay_sessions_created_total", 1.0),
+        ("mpc_relay_sessions_complete_total", 1.0),
+        ("mpc_relay_messages_relayed_total", 1.0),
+        ("mpc_relay_bytes_relayed_total", 5.0),
+        ("mpc_relay_refusals_total{status=\"403\"}", 1.0),
+        ("mpc_relay_store_errors_total", 0.0),
+    ] {
+        assert_eq!(sample(&text, name), Some(want), "{name}\n{text}");
+    }
+
+    // Delivered, then deleted by a seat holder.
+    let resp = client
+        .post(format!("{url}/recv/m/0/1?seq=0&wait=0"))
+        .header("x-mpc-token", "t1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client
+        .delete(format!("{url}/sessions/m"))
+        .header("x-mpc-token", "t1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let text = client
+        .get(format!("{url}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    for (name, want) in [
+        ("mpc_relay_sessions_active", 0.0),
+        ("mpc_relay_messages_delivered_total", 1.0),
+        ("mpc_relay_bytes_delivered_total", 5.0),
+        ("mpc_relay_sessions_finished_total{reason=\"deleted\"}", 1.0),
+    ] {
+        assert_eq!(sample(&text, name), Some(want), "{name}\n{text}");
+    }
+}
+
 store_suite!(
     outsiders_cannot_read_acknowledge_write_or_delete,
     a_seat_holder_may_delete_its_session,
     a_lost_seat_can_be_reclaimed,
+    metrics_count_sessions_messages_and_refusals,
+    session_events_are_logged_without_payloads,
 );
+
+/// The relay (a real process, memory and Redis store) logs one line per session event —
+/// created, complete, party lost, deleted, expired — and never a payload.
+async fn session_events_are_logged_without_payloads(backend: &Backend) {
+    let store = match &backend.store {
+        mpc::relay::store::StoreKind::Memory => "memory".to_string(),
+        mpc::relay::store::StoreKind::Redis(url) => url.clone(),
+    };
+    let relay = common::Relay::start(&[
+        "--lost-after",
+        "0.3",
+        "--session-ttl",
+        "1",
+        "--store",
+        &store,
+    ]);
+    let client = http();
+    let url = &relay.url;
+    assert_eq!(
+        join(&client, url, "logged", "0", "a0").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        join(&client, url, "logged", "1", "a1").await.status(),
+        StatusCode::OK
+    );
+    let resp = client
+        .post(format!("{url}/send/logged/0/1?seq=0"))
+        .header("x-mpc-token", "a0")
+        .body("SECRET-PAYLOAD")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+    let resp = client
+        .delete(format!("{url}/sessions/logged"))
+        .header("x-mpc-token", "a0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::OK);
+
+    // A party that goes silent is reported lost; the session then expires.
+    assert_eq!(
+        join(&client, url, "quiet", "0", "b0").await.status(),
+        StatusCode::OK
+    );
+    assert_eq!(
+        join(&client, url, "quiet", "1", "b1").await.status(),
+        StatusCode::OK
+    );
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let resp = client
+        .post(format!("{url}/recv/quiet/1/0?seq=0&wait=1"))
+        .header("x-mpc-token", "b0")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), StatusCode::GONE);
+
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let wanted = [
+        "session created",
+        "session complete",
+        "session deleted",
+        "party lost",
+        "session expired",
+    ];
+    loop {
+        let log = relay.log();
+        if wanted.iter().all(|w| log.contains(w)) {
+            assert!(!log.contains("SECRET-PAYLOAD"), "{log}");
+            assert!(
+                log.lines()
+                    .filter(|l| l.contains("session created"))
+                    .count()
+                    >= 2
+            );
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "missing session events in the log:\n{log}"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+}
