@@ -6,8 +6,8 @@
 //! an `.await`); the lock order is store, then session. Waiting receivers are woken
 //! through a [`Notify`] per ordered pair.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
@@ -19,230 +19,15 @@ use super::{DeleteAccess, Store, StoreContext};
 use crate::relay::budget::{Budget, Reservation};
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, MESSAGE_OVERHEAD, PAIR_OVERHEAD, Refusal, SEAT_OVERHEAD,
-    SESSION_OVERHEAD, Seat, SendOutcome, SeqStatus, SessionInfo, TokenDigest, gap_refusal,
-    human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id, seat_refusal,
-    seq_status, shorten, taken_refusal,
+    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, SEAT_OVERHEAD, SESSION_OVERHEAD, Seat,
+    SendOutcome, SeqStatus, SessionInfo, TokenDigest, gap_refusal, human_bytes,
+    lost_session_refusal, needs_token, parties_refusal, random_id, seat_refusal, seq_status,
+    shorten, taken_refusal,
 };
 
-struct SeatInfo {
-    client: Option<String>,
-    token: Option<TokenDigest>,
-    last_seen: Instant,
-    /// Counts the clients that held the seat: a receive waiting for this seat's messages
-    /// is told when a new client reclaimed it.
-    generation: u64,
-    /// Whether this holder's loss was already logged.
-    lost_logged: bool,
-}
+mod state;
 
-impl SeatInfo {
-    /// Whether the request comes from the seat's holder.
-    fn held_by(&self, req: &JoinRequest) -> bool {
-        match (&self.token, &req.token, &self.client, &req.client) {
-            (Some(mine), Some(theirs), _, _) => mine.matches(theirs),
-            (Some(_), None, _, _) => false,
-            (None, _, Some(mine), Some(theirs)) => mine == theirs,
-            (None, _, Some(_), None) => req.token.is_none(),
-            (None, _, None, _) => true,
-        }
-    }
-
-    /// Whether a client claimed the seat (so that silence means it is lost).
-    fn claimed(&self) -> bool {
-        self.client.is_some() || self.token.is_some()
-    }
-}
-
-struct Pair {
-    /// Queued messages with their sequence numbers, oldest first, numbers consecutive.
-    queue: VecDeque<(u64, Bytes)>,
-    /// The number the next message sent on this pair gets.
-    next_seq: u64,
-    /// Payload bytes queued.
-    bytes: usize,
-    /// Wakes receivers long-polling this pair.
-    notify: Arc<Notify>,
-}
-
-impl Pair {
-    fn new() -> Self {
-        Self {
-            queue: VecDeque::new(),
-            next_seq: 0,
-            bytes: 0,
-            notify: Arc::new(Notify::new()),
-        }
-    }
-}
-
-struct Inner {
-    parties: Option<u32>,
-    seats: BTreeMap<Seat, SeatInfo>,
-    /// Seats in the order they first joined: parties decide whether a dealer takes part by
-    /// whether it joined before the last party, and all of them must see the same order.
-    join_order: Vec<Seat>,
-    pairs: HashMap<(Seat, Seat), Pair>,
-    queued_bytes: usize,
-    queued_messages: usize,
-    /// Everything this session has charged to the total budget.
-    charged: usize,
-    last_activity: Instant,
-    closed: Option<Closed>,
-    complete_logged: bool,
-}
-
-impl Inner {
-    /// Removes the oldest message of `key`'s queue, releasing its memory.
-    fn pop_front(&mut self, key: (Seat, Seat), budget: &Budget) -> Option<(u64, Bytes)> {
-        let pair = self.pairs.get_mut(&key)?;
-        let (seq, msg) = pair.queue.pop_front()?;
-        pair.bytes -= msg.len();
-        self.queued_bytes -= msg.len();
-        self.queued_messages -= 1;
-        let cost = msg.len() + MESSAGE_OVERHEAD;
-        self.charged -= cost;
-        budget.release(cost);
-        Some((seq, msg))
-    }
-
-    /// Empties the pairs from `seat` (and, if `both`, to it) and starts their numbering
-    /// again: a new client of the seat starts from message 0, and what someone else sent
-    /// in its name before it claimed the seat is dropped.
-    fn reset_pairs(&mut self, seat: Seat, both: bool, budget: &Budget) {
-        let keys: Vec<(Seat, Seat)> = self
-            .pairs
-            .keys()
-            .filter(|(from, to)| *from == seat || (both && *to == seat))
-            .copied()
-            .collect();
-        for key in keys {
-            while self.pop_front(key, budget).is_some() {}
-            if let Some(pair) = self.pairs.get_mut(&key) {
-                pair.next_seq = 0;
-                pair.notify.notify_waiters();
-            }
-        }
-    }
-
-    /// Refuses a request for `seat` that lacks the token the seat was claimed with.
-    fn authorize(
-        &self,
-        session: &str,
-        seat: Seat,
-        token: Option<&TokenDigest>,
-        what: &str,
-    ) -> Result<(), Refusal> {
-        match self.seats.get(&seat).and_then(|s| s.token.as_ref()) {
-            None => Ok(()),
-            Some(claimed) if token.is_some_and(|t| t.matches(claimed)) => Ok(()),
-            Some(_) => Err(needs_token(session, seat, what)),
-        }
-    }
-
-    fn check_seat(&self, session: &str, seat: Seat) -> Result<(), Refusal> {
-        match self.parties {
-            Some(parties) if !seat.fits(Some(parties)) => Err(seat_refusal(session, seat, parties)),
-            _ => Ok(()),
-        }
-    }
-}
-
-/// One session: seats and mailboxes.
-struct Session {
-    name: String,
-    epoch: String,
-    created: Instant,
-    inner: Mutex<Inner>,
-    waiters: AtomicUsize,
-}
-
-/// Counts a request waiting in a session (such a session does not expire meanwhile).
-struct WaiterGuard<'a> {
-    session: &'a Session,
-}
-
-impl Drop for WaiterGuard<'_> {
-    fn drop(&mut self) {
-        self.session.waiters.fetch_sub(1, Ordering::AcqRel);
-        self.session.lock().last_activity = Instant::now();
-    }
-}
-
-/// The state of a long-polled message.
-enum Poll {
-    Ready(Bytes),
-    Waiting { recheck_at: Option<Instant> },
-}
-
-impl Session {
-    fn new(name: String, charged: usize) -> Self {
-        let now = Instant::now();
-        Self {
-            name,
-            epoch: random_id(),
-            created: now,
-            inner: Mutex::new(Inner {
-                parties: None,
-                seats: BTreeMap::new(),
-                join_order: Vec::new(),
-                pairs: HashMap::new(),
-                queued_bytes: 0,
-                queued_messages: 0,
-                charged,
-                last_activity: now,
-                closed: None,
-                complete_logged: false,
-            }),
-            waiters: AtomicUsize::new(0),
-        }
-    }
-
-    fn lock(&self) -> MutexGuard<'_, Inner> {
-        // Nothing panics while holding the lock; should it ever, the data is still usable.
-        self.inner
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-    }
-
-    fn waiter(&self) -> WaiterGuard<'_> {
-        self.waiters.fetch_add(1, Ordering::AcqRel);
-        WaiterGuard { session: self }
-    }
-
-    fn info(&self) -> SessionInfo {
-        let inner = self.lock();
-        SessionInfo {
-            session: self.name.clone(),
-            parties: inner.parties,
-            seats: inner.seats.keys().map(|s| s.to_string()).collect(),
-            join_order: inner.join_order.iter().map(|s| s.to_string()).collect(),
-            queued_messages: inner.queued_messages,
-            queued_bytes: inner.queued_bytes,
-            age_secs: self.created.elapsed().as_secs(),
-            idle_secs: inner.last_activity.elapsed().as_secs(),
-        }
-    }
-
-    /// Ends the session: frees its memory and wakes its waiters.
-    fn close(&self, why: Closed, budget: &Budget) {
-        let mut inner = self.lock();
-        if inner.closed.is_some() {
-            return;
-        }
-        inner.closed = Some(why);
-        for pair in inner.pairs.values() {
-            pair.notify.notify_waiters();
-        }
-        inner.pairs.clear();
-        inner.seats.clear();
-        inner.join_order.clear();
-        inner.queued_bytes = 0;
-        inner.queued_messages = 0;
-        budget.release(inner.charged);
-        inner.charged = 0;
-    }
-}
+use state::{Inner, Pair, Poll, SeatInfo, Session};
 
 /// The in-memory store (see the module documentation).
 pub struct MemoryStore {
