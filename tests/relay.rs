@@ -11,15 +11,19 @@ use mpc::relay::{self, RelayConfig};
 use reqwest::{Client, StatusCode};
 use tokio::sync::oneshot;
 
+mod common;
+use common::redis_server::Backend;
+
 /// A relay running in the test's runtime; stops when dropped.
 struct TestRelay {
     url: String,
     _stop: oneshot::Sender<()>,
 }
 
-fn config() -> RelayConfig {
+fn config(backend: &Backend) -> RelayConfig {
     RelayConfig {
         listen: SocketAddr::from(([127, 0, 0, 1], 0)),
+        store: backend.store.clone(),
         ..RelayConfig::default()
     }
 }
@@ -53,9 +57,8 @@ async fn get_json(client: &Client, url: &str) -> serde_json::Value {
 
 /// A client written like polytune's: join without client id, poll the participants list,
 /// send without sequence numbers, receive by polling with a short sleep on 400.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn polytune_style_clients_exchange_messages() {
-    let relay = start(config()).await;
+async fn polytune_style_clients_exchange_messages(backend: &Backend) {
+    let relay = start(config(backend)).await;
     const PARTIES: u32 = 3;
     const ROUNDS: usize = 4;
     let mut tasks = Vec::new();
@@ -130,9 +133,8 @@ async fn polytune_style_clients_exchange_messages() {
     assert_eq!(detail["seats"], serde_json::json!(["0", "1", "2"]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn sequence_numbers_and_long_poll() {
-    let relay = start(config()).await;
+async fn sequence_numbers_and_long_poll(backend: &Backend) {
+    let relay = start(config(backend)).await;
     let client = http();
     let send = |seq: u64, body: &'static str| {
         client
@@ -199,9 +201,8 @@ async fn sequence_numbers_and_long_poll() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "c"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn seats_belong_to_the_first_client() {
-    let relay = start(config()).await;
+async fn seats_belong_to_the_first_client(backend: &Backend) {
+    let relay = start(config(backend)).await;
     let client = http();
     let join = |id: Option<&'static str>| {
         let mut req = client.put(format!("{}/join/seats/1", relay.url));
@@ -235,11 +236,10 @@ async fn seats_belong_to_the_first_client() {
     assert_eq!(participants, serde_json::json!([]));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn silent_peers_are_reported_lost() {
+async fn silent_peers_are_reported_lost(backend: &Backend) {
     let relay = start(RelayConfig {
         lost_after: Duration::from_millis(400),
-        ..config()
+        ..config(backend)
     })
     .await;
     let client = http();
@@ -284,12 +284,11 @@ async fn silent_peers_are_reported_lost() {
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn heartbeating_peers_are_not_lost() {
+async fn heartbeating_peers_are_not_lost(backend: &Backend) {
     // Heartbeats come every second; a peer counts as lost after 1.5 s of silence.
     let relay = start(RelayConfig {
         lost_after: Duration::from_millis(1500),
-        ..config()
+        ..config(backend)
     })
     .await;
     let t0 = RelayTransport::join(&relay.url, "alive", 0, 2, Duration::from_secs(5))
@@ -305,12 +304,11 @@ async fn heartbeating_peers_are_not_lost() {
     drop(t0);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn malformed_requests_get_clear_refusals() {
+async fn malformed_requests_get_clear_refusals(backend: &Backend) {
     let relay = start(RelayConfig {
         max_message: 1024,
         max_queue: 4096,
-        ..config()
+        ..config(backend)
     })
     .await;
     let client = http();
@@ -345,6 +343,57 @@ async fn malformed_requests_get_clear_refusals() {
         .await,
     );
     assert!(body.contains("'abc'"), "{body}");
+    // Percent-escapes: `%+f` (a sign where a hex digit belongs) and a lone `%` are refused;
+    // a well-formed escape names the same session as the character itself.
+    for bad in ["a%+f", "a%2", "%zz", "a%"] {
+        let body = expect(StatusCode::BAD_REQUEST, "malformed escape")(
+            answer(
+                client
+                    .put(format!("{url}/join/{bad}/0"))
+                    .send()
+                    .await
+                    .unwrap(),
+            )
+            .await,
+        );
+        assert!(body.contains("percent-encoded"), "{bad}: {body}");
+    }
+    let (status, _) = answer(
+        client
+            .put(format!("{url}/join/p%20q/0"))
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(status, StatusCode::OK);
+    let seats: Vec<u32> = serde_json::from_str(
+        &answer(
+            client
+                .get(format!("{url}/participants/p q"))
+                .send()
+                .await
+                .unwrap(),
+        )
+        .await
+        .1,
+    )
+    .expect("participants JSON");
+    assert_eq!(seats, vec![0], "p%20q and 'p q' are one session");
+    let (status, body) = answer(
+        client
+            .post(format!("{url}/send/s/0/1?seq=%31"))
+            .body("x")
+            .send()
+            .await
+            .unwrap(),
+    )
+    .await;
+    assert_eq!(
+        status,
+        StatusCode::CONFLICT,
+        "seq=%31 is seq 1 (a gap): {body}"
+    );
     expect(StatusCode::BAD_REQUEST, "negative party")(
         answer(
             client
@@ -458,14 +507,32 @@ async fn malformed_requests_get_clear_refusals() {
     assert_eq!((status, body.as_str()), (StatusCode::OK, "fine"));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn health_sessions_and_delete() {
-    let relay = start(config()).await;
-    let client = http();
+async fn health_sessions_and_delete(backend: &Backend) {
+    const ADMIN: &str = "operator-token-0123456789";
+    let relay = start(RelayConfig {
+        admin_token: Some(ADMIN.into()),
+        ..config(backend)
+    })
+    .await;
+    // The session list and deletion of anonymous sessions are the operator's.
+    let client = {
+        let mut headers = reqwest::header::HeaderMap::new();
+        headers.insert(
+            reqwest::header::AUTHORIZATION,
+            format!("Bearer {ADMIN}").parse().unwrap(),
+        );
+        Client::builder()
+            .no_proxy()
+            .default_headers(headers)
+            .build()
+            .unwrap()
+    };
     let url = &relay.url;
     let health = get_json(&client, &format!("{url}/health")).await;
     assert_eq!(health["status"], "ok");
     assert_eq!(health["version"], env!("CARGO_PKG_VERSION"));
+    assert_eq!(health["service"], "mpc relay");
+    assert!(health["instance"].is_string());
 
     for seat in ["0", "dealer"] {
         let resp = client
@@ -531,11 +598,10 @@ async fn health_sessions_and_delete() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn idle_sessions_expire() {
+async fn idle_sessions_expire(backend: &Backend) {
     let relay = start(RelayConfig {
         session_ttl: Duration::from_millis(200),
-        ..config()
+        ..config(backend)
     })
     .await;
     let client = http();
@@ -575,11 +641,10 @@ async fn exchange(t: &RelayTransport, me: usize, to: usize, count: u64) {
     tokio::join!(sending, receiving);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn relay_transport_delivers_in_order() {
+async fn relay_transport_delivers_in_order(backend: &Backend) {
     let relay = start(RelayConfig {
         max_message: 12 << 20,
-        ..config()
+        ..config(backend)
     })
     .await;
     let timeout = Duration::from_secs(10);
@@ -602,8 +667,9 @@ async fn relay_transport_delivers_in_order() {
         .unwrap_err();
     assert!(err.to_string().contains("the dealer"), "{err}");
 
-    // A second client cannot take seat 0.
-    let taken = RelayTransport::join(&relay.url, "tx", 0, 2, timeout).await;
+    // A second client cannot take seat 0 while its holder is alive (it waits for the seat
+    // to be free until its timeout).
+    let taken = RelayTransport::join(&relay.url, "tx", 0, 2, Duration::from_secs(1)).await;
     match taken {
         Err(err) => assert!(
             err.to_string()
@@ -642,9 +708,8 @@ async fn relay_transport_delivers_in_order() {
     assert!(started.elapsed() < Duration::from_secs(3));
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn framed_relay_channel_streams_large_messages() {
-    let relay = start(config()).await;
+async fn framed_relay_channel_streams_large_messages(backend: &Backend) {
+    let relay = start(config(backend)).await;
     let timeout = Duration::from_secs(10);
     let t0 = RelayTransport::join(&relay.url, "framed", 0, 2, timeout)
         .await
@@ -669,3 +734,16 @@ async fn framed_relay_channel_streams_large_messages() {
     sent.unwrap();
     assert_eq!(got.unwrap(), Bytes::from_static(b"ok"));
 }
+
+store_suite!(
+    polytune_style_clients_exchange_messages,
+    sequence_numbers_and_long_poll,
+    seats_belong_to_the_first_client,
+    silent_peers_are_reported_lost,
+    heartbeating_peers_are_not_lost,
+    malformed_requests_get_clear_refusals,
+    health_sessions_and_delete,
+    idle_sessions_expire,
+    relay_transport_delivers_in_order,
+    framed_relay_channel_streams_large_messages,
+);

@@ -75,6 +75,16 @@ struct Proxy {
     state: tokio::sync::Mutex<ProxyState>,
 }
 
+/// The `x-mpc-*` headers of a request or answer (the relay's client id, token, session
+/// incarnation and instance id), which the proxy passes on unchanged.
+fn mpc_headers(headers: &hyper::HeaderMap) -> Vec<(String, String)> {
+    headers
+        .iter()
+        .filter(|(name, _)| name.as_str().starts_with("x-mpc-"))
+        .filter_map(|(name, value)| Some((name.to_string(), value.to_str().ok()?.to_string())))
+        .collect()
+}
+
 /// Parses `/send/{session}/{from}/{to}` and `seq=N`.
 fn send_route(path: &str, query: &str) -> Option<(String, String, String, u64)> {
     let parts: Vec<&str> = path.trim_start_matches('/').split('/').collect();
@@ -94,21 +104,22 @@ impl Proxy {
         &self,
         method: &hyper::Method,
         path_and_query: &str,
-        client_id: Option<&str>,
+        headers: &[(String, String)],
         body: Bytes,
-    ) -> (u16, Bytes) {
+    ) -> (u16, Vec<(String, String)>, Bytes) {
         let url = format!("{}{path_and_query}", self.upstream);
         let method = reqwest::Method::from_bytes(method.as_str().as_bytes()).expect("method");
         let mut req = self.client.request(method, url).body(body);
-        if let Some(id) = client_id {
-            req = req.header("x-mpc-client", id);
+        for (name, value) in headers {
+            req = req.header(name, value);
         }
         match req.send().await {
             Ok(resp) => {
                 let status = resp.status().as_u16();
-                (status, resp.bytes().await.unwrap_or_default())
+                let headers = mpc_headers(resp.headers());
+                (status, headers, resp.bytes().await.unwrap_or_default())
             }
-            Err(err) => (502, Bytes::from(format!("proxy: {err}"))),
+            Err(err) => (502, Vec::new(), Bytes::from(format!("proxy: {err}"))),
         }
     }
 
@@ -116,20 +127,23 @@ impl Proxy {
         let method = req.method().clone();
         let path = req.uri().path().to_string();
         let query = req.uri().query().unwrap_or("").to_string();
-        let client_id = req
-            .headers()
-            .get("x-mpc-client")
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string);
+        // The relay's own headers (client id, token, session incarnation) pass both ways.
+        let client_id = mpc_headers(req.headers());
         let body = req
             .into_body()
             .collect()
             .await
             .map(|b| b.to_bytes())
             .unwrap_or_default();
-        let reply = |(status, body): (u16, Bytes)| {
+        let reply = |(status, headers, body): (u16, Vec<(String, String)>, Bytes)| {
             let mut resp = Response::new(Full::new(body));
             *resp.status_mut() = hyper::StatusCode::from_u16(status).expect("status");
+            for (name, value) in headers {
+                resp.headers_mut().insert(
+                    hyper::header::HeaderName::from_bytes(name.as_bytes()).expect("name"),
+                    hyper::header::HeaderValue::from_str(&value).expect("value"),
+                );
+            }
             resp
         };
         let Some((session, from, to, seq)) = send_route(&path, &query) else {
@@ -138,7 +152,7 @@ impl Proxy {
             } else {
                 format!("{path}?{query}")
             };
-            return reply(self.forward(&method, &pq, client_id.as_deref(), body).await);
+            return reply(self.forward(&method, &pq, &client_id, body).await);
         };
         let mut state = self.state.lock().await;
         let attacked = from == state.from && to == state.to && state.attack != Attack::None;
@@ -148,7 +162,7 @@ impl Proxy {
             out.push((seq, body));
         } else if !state.handled.insert(seq) {
             // A retry of a frame already handled: the relay has it (in some form).
-            return reply((200, Bytes::from_static(b"proxy: duplicate")));
+            return reply((200, Vec::new(), Bytes::from_static(b"proxy: duplicate")));
         } else {
             state.history.insert(seq, body.clone());
             let t = state.target;
@@ -204,7 +218,7 @@ impl Proxy {
                                     body: b.clone(),
                                 });
                                 let method = hyper::Method::POST;
-                                proxy.forward(&method, &pq, client_id.as_deref(), b).await;
+                                proxy.forward(&method, &pq, &client_id, b).await;
                             }
                         });
                     } else if let Some((n, held)) = state.held.take_if(|(n, _)| *n + 1 == seq) {
@@ -217,7 +231,7 @@ impl Proxy {
                 }
             }
         }
-        let mut last = (200, Bytes::from_static(b"proxy: held"));
+        let mut last = (200, Vec::new(), Bytes::from_static(b"proxy: held"));
         for (n, b) in out {
             state.captured.push(Captured {
                 from: from.clone(),
@@ -226,7 +240,7 @@ impl Proxy {
                 body: b.clone(),
             });
             let pq = format!("/send/{session}/{from}/{to}?seq={n}");
-            last = self.forward(&method, &pq, client_id.as_deref(), b).await;
+            last = self.forward(&method, &pq, &client_id, b).await;
         }
         drop(state);
         reply(last)

@@ -277,9 +277,21 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_the_ca() {
 #[test]
 fn direct_mode_over_mutual_tls() {
     let pki = Pki::new();
-    let urls: Vec<String> = (0..4)
-        .map(|_| format!("https://127.0.0.1:{}", free_port()))
+    // Four distinct ports: each listener is held until all are picked, so that the system
+    // cannot hand out one port twice.
+    let held: Vec<std::net::TcpListener> = (0..4)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
         .collect();
+    let urls: Vec<String> = held
+        .iter()
+        .map(|l| {
+            format!(
+                "https://127.0.0.1:{}",
+                l.local_addr().expect("address").port()
+            )
+        })
+        .collect();
+    drop(held);
     let peers = urls.join(",");
     let outputs = compute("direct-tls", |_| {
         vec![

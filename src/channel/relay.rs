@@ -10,6 +10,16 @@
 //! The message path never sleeps on a fixed interval: receives long-poll, and backoff (with
 //! jitter) only follows errors or a relay that asks the sender to slow down (429).
 //!
+//! Every request carries this client's secret token (`x-mpc-token`): the relay lets only
+//! it read, acknowledge or write in the name of the seat it claimed. The join says how many
+//! parties the session has (`?parties=N`), so a party started for another count is refused
+//! at once. The relay names itself and its instance on every answer (`x-mpc-relay`), and
+//! the join answers the session's incarnation (`x-mpc-session-epoch`), which heartbeats
+//! send back: a party whose relay lost the session (restarted without a shared store,
+//! deleted or expired it) learns so within a heartbeat and fails instead of waiting, and a
+//! URL that is not an mpc relay at all is named as such at once. While the relay cannot be
+//! reached, the party says so once on stderr and keeps trying until its timeout.
+//!
 //! `https://` relays are reached over TLS (rustls, `ring` provider): the system's roots are
 //! trusted unless [`ClientTls::ca_cert`] names a private CA, and [`ClientTls::identity`]
 //! presents a client certificate to a relay that demands one (`mpc serve --client-ca`).
@@ -20,9 +30,13 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::{Duration, Instant};
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+
 use bytes::Bytes;
-use reqwest::{Client, StatusCode, Url};
+use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use serde::Deserialize;
+use tokio::sync::watch;
 use tokio::task::AbortHandle;
 
 use super::{ChannelError, PeerNames, Transport};
@@ -30,6 +44,15 @@ use crate::relay::tls::{self, explain_tls_failure};
 
 /// Header carrying the client id that owns a seat (see the relay's join route).
 const CLIENT_HEADER: &str = "x-mpc-client";
+
+/// Header carrying the client's secret token.
+const TOKEN_HEADER: &str = "x-mpc-token";
+
+/// Header carrying the session incarnation (answered by joins, sent with heartbeats).
+const EPOCH_HEADER: &str = "x-mpc-session-epoch";
+
+/// Header naming the relay's instance on every answer of an mpc relay.
+const INSTANCE_HEADER: &str = "x-mpc-relay";
 
 /// Longest long-poll asked of the relay in one request.
 const MAX_POLL: Duration = Duration::from_secs(20);
@@ -113,12 +136,137 @@ pub struct RelayTransport {
     parties: usize,
     names: PeerNames,
     client_id: String,
+    link: Arc<RelayLink>,
     timeout: Duration,
     /// `send_urls[j]`: where frames to peer j go.
     send_urls: Vec<Url>,
     /// `recv_urls[j]`: where frames from peer j come from.
     recv_urls: Vec<Url>,
     heartbeat: Mutex<Option<AbortHandle>>,
+}
+
+/// What every request to the relay shares: who we are, what we joined, and whether the
+/// relay is reachable or has lost our session.
+struct RelayLink {
+    /// The relay's base URL, for messages.
+    url: String,
+    session: String,
+    token: String,
+    /// The relay instance that answered the join.
+    instance: String,
+    /// The session incarnation the join answered.
+    epoch: String,
+    timeout: Duration,
+    /// Set once the session is lost for good (relay restarted, session deleted, seat
+    /// taken): every pending and later request fails with this reason.
+    lost: watch::Sender<Option<String>>,
+    /// Whether "cannot reach the relay" was said and not yet taken back.
+    unreachable: AtomicBool,
+}
+
+impl RelayLink {
+    /// Adds the token to a request.
+    fn auth(&self, req: RequestBuilder) -> RequestBuilder {
+        req.header(TOKEN_HEADER, &self.token)
+    }
+
+    /// The reason the session is lost, if it is.
+    fn lost_reason(&self) -> Option<String> {
+        self.lost.borrow().clone()
+    }
+
+    /// Records that the session is lost (the first reason wins).
+    fn lose(&self, why: String) {
+        self.lost.send_if_modified(|lost| {
+            if lost.is_some() {
+                return false;
+            }
+            tracing::debug!("relay session lost: {why}");
+            *lost = Some(why);
+            true
+        });
+    }
+
+    /// Checks that an answer comes from the relay instance we joined.
+    fn check_instance(&self, resp: &reqwest::Response) {
+        if let Some(now) = instance_of(resp)
+            && now != self.instance
+        {
+            self.lose(restarted(&self.url, &self.session, &self.instance, &now));
+        }
+    }
+
+    /// Says once that the relay cannot be reached.
+    fn unreachable(&self, err: &reqwest::Error) {
+        if !self.unreachable.swap(true, Ordering::AcqRel) {
+            tracing::warn!(
+                "cannot reach the relay at {}: {}; retrying until --timeout ({} s)",
+                self.url,
+                short_reason(err),
+                self.timeout.as_secs()
+            );
+        }
+    }
+
+    /// Takes back "cannot reach the relay" once it answers again.
+    fn reachable(&self) {
+        if self.unreachable.swap(false, Ordering::AcqRel) {
+            tracing::info!("reached the relay at {} again", self.url);
+        }
+    }
+
+    /// Completes when the session is lost, with the reason.
+    async fn lost(&self) -> String {
+        let mut watch = self.lost.subscribe();
+        let reason = match watch.wait_for(Option::is_some).await {
+            Ok(reason) => Some(reason.clone().unwrap_or_default()),
+            Err(_) => None,
+        };
+        match reason {
+            Some(reason) => reason,
+            None => std::future::pending().await,
+        }
+    }
+}
+
+/// The relay instance an answer names, if any.
+fn instance_of(resp: &reqwest::Response) -> Option<String> {
+    resp.headers()
+        .get(INSTANCE_HEADER)
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+}
+
+/// The message for a relay that restarted and lost the session.
+fn restarted(url: &str, session: &str, was: &str, now: &str) -> String {
+    format!(
+        "the relay at {url} restarted (instance {was} is now {now}) and lost session \
+         '{session}' with its messages; start every participant of the session again (a \
+         relay started with --store redis://... keeps sessions across restarts)"
+    )
+}
+
+/// A short reason for a failed request: "connection refused", "timed out", ...
+fn short_reason(err: &reqwest::Error) -> String {
+    let mut source: Option<&dyn StdError> = Some(err);
+    while let Some(cause) = source {
+        if let Some(io) = cause.downcast_ref::<std::io::Error>() {
+            use std::io::ErrorKind;
+            let text = match io.kind() {
+                ErrorKind::ConnectionRefused => "connection refused".to_string(),
+                ErrorKind::ConnectionReset => "connection reset".to_string(),
+                ErrorKind::TimedOut => "timed out".to_string(),
+                ErrorKind::NotFound => "host not found".to_string(),
+                _ => io.to_string(),
+            };
+            return text;
+        }
+        source = cause.source();
+    }
+    if err.is_timeout() {
+        return "no answer in time".to_string();
+    }
+    chain(err)
 }
 
 /// The part of the relay's session detail the client needs.
@@ -196,37 +344,99 @@ impl RelayTransport {
         }
         let join_url = build(&["join", session, &seat(me)])?;
 
+        let token = hex::encode(rand::random::<[u8; 32]>());
+        let mut join_url = join_url;
+        join_url.set_query(Some(&format!("parties={parties}")));
+
         let deadline = Instant::now() + timeout;
         let mut backoff = Backoff::new();
-        loop {
+        let mut said_unreachable = false;
+        let mut said_taken = false;
+        let (instance, epoch) = loop {
             let attempt = client
                 .put(join_url.clone())
                 .header(CLIENT_HEADER, &client_id)
+                .header(TOKEN_HEADER, &token)
                 .timeout(QUICK_REQUEST)
                 .send()
                 .await;
             let why = match attempt {
-                Ok(resp) if resp.status().is_success() => break,
-                Ok(resp) if resp.status() == StatusCode::CONFLICT => {
-                    return Err(fail(format!(
-                        "seat {} of session '{session}' is taken by another client",
-                        seat(me)
-                    )));
-                }
-                Ok(resp) if retryable(resp.status()) => {
-                    let status = resp.status();
-                    format!("the relay answered {status}: {}", body_text(resp).await)
-                }
                 Ok(resp) => {
                     let status = resp.status();
-                    return Err(fail(format!(
-                        "cannot join session '{session}': {status}: {}",
-                        body_text(resp).await
-                    )));
+                    let instance = instance_of(&resp);
+                    if instance.is_none() {
+                        let server = resp
+                            .headers()
+                            .get(reqwest::header::SERVER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(|v| format!(" (server: {v})"))
+                            .unwrap_or_default();
+                        if matches!(
+                            status,
+                            StatusCode::BAD_GATEWAY
+                                | StatusCode::SERVICE_UNAVAILABLE
+                                | StatusCode::GATEWAY_TIMEOUT
+                        ) {
+                            // A proxy in front of a relay that is down: worth waiting for.
+                            format!("{base_url} answered {status}{server}")
+                        } else {
+                            return Err(fail(format!(
+                                "{base_url} is not an mpc relay: it answered PUT {} with \
+                                 {status}{server} and without the {INSTANCE_HEADER} header an \
+                                 mpc relay sends; check the URL (the address `mpc serve` \
+                                 listens on)",
+                                join_url.path()
+                            )));
+                        }
+                    } else if let (true, Some(instance)) = (status.is_success(), instance) {
+                        let epoch = resp
+                            .headers()
+                            .get(EPOCH_HEADER)
+                            .and_then(|v| v.to_str().ok())
+                            .map(str::to_string)
+                            .ok_or_else(|| {
+                                fail(format!(
+                                    "the relay did not say which incarnation of session \
+                                     '{session}' it joined us to: update mpc serve"
+                                ))
+                            })?;
+                        break (instance, epoch);
+                    } else if status == StatusCode::CONFLICT {
+                        let retry = resp.headers().contains_key(reqwest::header::RETRY_AFTER);
+                        let body = body_text(resp).await;
+                        if !retry {
+                            return Err(fail(format!("cannot join session '{session}': {body}")));
+                        }
+                        if !said_taken {
+                            said_taken = true;
+                            tracing::warn!("{body}; waiting for it (until --timeout)");
+                        }
+                        backoff = Backoff::new();
+                        format!(
+                            "seat {} of session '{session}' is taken by another client: {body}",
+                            seat(me)
+                        )
+                    } else if retryable(status) {
+                        format!("the relay answered {status}: {}", body_text(resp).await)
+                    } else {
+                        return Err(fail(format!(
+                            "cannot join session '{session}': {status}: {}",
+                            body_text(resp).await
+                        )));
+                    }
                 }
                 Err(err) => {
                     if let Some(why) = explain_tls_failure(&err, "the relay") {
                         return Err(fail(why));
+                    }
+                    if !said_unreachable {
+                        said_unreachable = true;
+                        tracing::warn!(
+                            "cannot reach the relay at {base_url}: {}; retrying until --timeout \
+                             ({} s)",
+                            short_reason(&err),
+                            timeout.as_secs()
+                        );
                     }
                     format!("cannot reach {join_url}: {}", chain(&err))
                 }
@@ -237,10 +447,28 @@ impl RelayTransport {
                     timeout.as_secs()
                 )));
             }
+        };
+        if said_unreachable {
+            tracing::info!("reached the relay at {base_url}");
         }
 
-        let heartbeat =
-            tokio::spawn(heartbeat(client.clone(), join_url, client_id.clone())).abort_handle();
+        let link = Arc::new(RelayLink {
+            url: base_url.to_string(),
+            session: session.to_string(),
+            token,
+            instance,
+            epoch,
+            timeout,
+            lost: watch::channel(None).0,
+            unreachable: AtomicBool::new(false),
+        });
+        let heartbeat = tokio::spawn(heartbeat(
+            client.clone(),
+            join_url,
+            client_id.clone(),
+            link.clone(),
+        ))
+        .abort_handle();
         Ok(RelayTransport {
             client,
             base,
@@ -249,6 +477,7 @@ impl RelayTransport {
             parties,
             names,
             client_id,
+            link,
             timeout,
             send_urls,
             recv_urls,
@@ -280,14 +509,25 @@ impl RelayTransport {
 
     /// The seats currently joined, or `None` if the session does not exist (any more).
     async fn seats(&self) -> Result<Option<Vec<String>>, String> {
+        if let Some(why) = self.link.lost_reason() {
+            return Err(why);
+        }
         let url = endpoint(&self.base, &["sessions", &self.session])?;
         let resp = self
-            .client
-            .get(url)
+            .link
+            .auth(self.client.get(url))
             .timeout(QUICK_REQUEST)
             .send()
             .await
-            .map_err(|err| format!("cannot reach the relay: {}", chain(&err)))?;
+            .map_err(|err| {
+                self.link.unreachable(&err);
+                format!("cannot reach the relay: {}", chain(&err))
+            })?;
+        self.link.check_instance(&resp);
+        if let Some(why) = self.link.lost_reason() {
+            return Err(why);
+        }
+        self.link.reachable();
         match resp.status() {
             StatusCode::OK => {
                 let body = resp
@@ -341,7 +581,12 @@ impl RelayTransport {
                     }
                     None
                 }
-                Err(why) => Some(why),
+                Err(why) => {
+                    if let Some(lost) = self.link.lost_reason() {
+                        return Err(self.relay_error(lost));
+                    }
+                    Some(why)
+                }
             };
             if Instant::now() >= deadline {
                 let names: Vec<String> = missing
@@ -383,12 +628,16 @@ impl RelayTransport {
         let url =
             endpoint(&self.base, &["sessions", &self.session]).map_err(|e| self.relay_error(e))?;
         let resp = self
-            .client
-            .get(url)
+            .link
+            .auth(self.client.get(url))
             .timeout(QUICK_REQUEST)
             .send()
             .await
             .map_err(|err| self.relay_error(format!("cannot reach the relay: {}", chain(&err))))?;
+        self.link.check_instance(&resp);
+        if let Some(why) = self.link.lost_reason() {
+            return Err(self.relay_error(why));
+        }
         if resp.status() != StatusCode::OK {
             let status = resp.status();
             return Err(self.relay_error(format!(
@@ -449,6 +698,51 @@ impl Drop for RelayTransport {
     }
 }
 
+impl RelayTransport {
+    /// Sends `req`, unless (or until) the session is lost; checks the answering instance.
+    async fn request(&self, req: RequestBuilder) -> Result<reqwest::Response, Attempt> {
+        if let Some(why) = self.link.lost_reason() {
+            return Err(Attempt::Lost(why));
+        }
+        let sent = tokio::select! {
+            sent = self.link.auth(req).send() => sent,
+            why = self.link.lost() => return Err(Attempt::Lost(why)),
+        };
+        match sent {
+            Ok(resp) => {
+                self.link.check_instance(&resp);
+                if let Some(why) = self.link.lost_reason() {
+                    return Err(Attempt::Lost(why));
+                }
+                self.link.reachable();
+                Ok(resp)
+            }
+            Err(err) => {
+                if let Some(why) = explain_tls_failure(&err, "the relay") {
+                    return Err(Attempt::Fatal(why));
+                }
+                if err.is_connect() {
+                    self.link.unreachable(&err);
+                }
+                Err(Attempt::Retry(format!(
+                    "cannot reach the relay: {}",
+                    chain(&err)
+                )))
+            }
+        }
+    }
+}
+
+/// A request that did not get an answer.
+enum Attempt {
+    /// Worth retrying.
+    Retry(String),
+    /// Not worth retrying (TLS misconfiguration).
+    Fatal(String),
+    /// The session is lost.
+    Lost(String),
+}
+
 impl Transport for RelayTransport {
     async fn send_frame(&self, to: usize, seq: u64, frame: Bytes) -> Result<(), ChannelError> {
         let mut url = self.peer_url(&self.send_urls, to)?.clone();
@@ -457,10 +751,7 @@ impl Transport for RelayTransport {
         let mut backoff = Backoff::new();
         loop {
             let attempt = self
-                .client
-                .post(url.clone())
-                .body(frame.clone())
-                .send()
+                .request(self.client.post(url.clone()).body(frame.clone()))
                 .await;
             let why = match attempt {
                 Ok(resp) if resp.status().is_success() => return Ok(()),
@@ -478,11 +769,9 @@ impl Transport for RelayTransport {
                         ),
                     });
                 }
-                Err(err) => {
-                    if let Some(why) = explain_tls_failure(&err, "the relay") {
-                        return Err(self.relay_error(why));
-                    }
-                    format!("cannot reach the relay: {}", chain(&err))
+                Err(Attempt::Retry(why)) => why,
+                Err(Attempt::Fatal(why) | Attempt::Lost(why)) => {
+                    return Err(self.relay_error(why));
                 }
             };
             if !backoff.sleep_before(deadline).await {
@@ -521,10 +810,7 @@ impl Transport for RelayTransport {
             let mut url = base.clone();
             url.set_query(Some(&format!("seq={seq}&wait={:.3}", wait.as_secs_f64())));
             let attempt = self
-                .client
-                .post(url)
-                .timeout(wait + POLL_SLACK)
-                .send()
+                .request(self.client.post(url).timeout(wait + POLL_SLACK))
                 .await;
             let why = match attempt {
                 Ok(resp) => match resp.status() {
@@ -542,11 +828,14 @@ impl Transport for RelayTransport {
                         let name = self.names.name(from);
                         let body = body_text(resp).await;
                         let prefix = format!("{name} lost: ");
-                        let detail = match body.strip_prefix(&prefix) {
-                            Some(rest) => format!("{rest} (reported by the relay)"),
-                            None => format!("the relay says: {body}"),
-                        };
-                        return Err(ChannelError::PeerLost { peer: name, detail });
+                        return Err(match body.strip_prefix(&prefix) {
+                            Some(rest) => ChannelError::PeerLost {
+                                peer: name,
+                                detail: format!("{rest} (reported by the relay)"),
+                            },
+                            // The session itself is gone (deleted, expired).
+                            None => self.relay_error(format!("the relay says: {body}")),
+                        });
                     }
                     status if retryable(status) => {
                         format!("the relay answered {status}: {}", body_text(resp).await)
@@ -561,37 +850,82 @@ impl Transport for RelayTransport {
                         });
                     }
                 },
-                Err(err) => {
-                    if let Some(why) = explain_tls_failure(&err, "the relay") {
-                        return Err(self.relay_error(why));
-                    }
-                    format!("cannot reach the relay: {}", chain(&err))
+                Err(Attempt::Retry(why)) => why,
+                Err(Attempt::Fatal(why) | Attempt::Lost(why)) => {
+                    return Err(self.relay_error(why));
                 }
             };
             last_error = Some(why);
             let pause = backoff
                 .next_delay()
                 .min(deadline.saturating_duration_since(Instant::now()));
-            tokio::time::sleep(pause).await;
+            tokio::select! {
+                _ = tokio::time::sleep(pause) => {}
+                why = self.link.lost() => return Err(self.relay_error(why)),
+            }
         }
     }
 }
 
-/// Repeats the join every [`HEARTBEAT`], so that the relay knows this seat is alive.
-async fn heartbeat(client: Client, url: Url, client_id: String) {
+/// Repeats the join every [`HEARTBEAT`], so that the relay knows this seat is alive, and
+/// notices when the relay lost the session or gave the seat to another client.
+async fn heartbeat(client: Client, url: Url, client_id: String, link: Arc<RelayLink>) {
     let mut ticker = tokio::time::interval(HEARTBEAT);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     ticker.tick().await;
     loop {
         ticker.tick().await;
-        let sent = client
-            .put(url.clone())
+        let sent = link
+            .auth(client.put(url.clone()))
             .header(CLIENT_HEADER, &client_id)
+            .header(EPOCH_HEADER, &link.epoch)
             .timeout(QUICK_REQUEST)
             .send()
             .await;
-        if let Err(err) = sent {
-            tracing::debug!("heartbeat to the relay failed: {}", chain(&err));
+        let resp = match sent {
+            Ok(resp) => resp,
+            Err(err) => {
+                if err.is_connect() {
+                    link.unreachable(&err);
+                }
+                tracing::debug!("heartbeat to the relay failed: {}", chain(&err));
+                continue;
+            }
+        };
+        let instance = instance_of(&resp);
+        match resp.status() {
+            status if status.is_success() => {
+                link.check_instance(&resp);
+                link.reachable();
+            }
+            StatusCode::GONE => {
+                let why = match instance {
+                    Some(now) if now != link.instance => {
+                        restarted(&link.url, &link.session, &link.instance, &now)
+                    }
+                    _ => format!(
+                        "the relay at {} lost session '{}': {}",
+                        link.url,
+                        link.session,
+                        body_text(resp).await
+                    ),
+                };
+                link.lose(why);
+                return;
+            }
+            StatusCode::CONFLICT | StatusCode::FORBIDDEN => {
+                let body = body_text(resp).await;
+                link.lose(format!(
+                    "the relay at {} gave this party's seat to another client (it had \
+                     reported this party lost): {body}",
+                    link.url
+                ));
+                return;
+            }
+            status => {
+                link.reachable();
+                tracing::debug!("heartbeat answered {status}: {}", body_text(resp).await);
+            }
         }
     }
 }

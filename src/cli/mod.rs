@@ -15,7 +15,6 @@ pub mod serve;
 pub mod units;
 
 use std::fmt;
-use std::time::Duration;
 
 /// Exit codes, as README.md documents them.
 pub mod exit {
@@ -78,17 +77,6 @@ pub fn describe_chain<'a>(
         }
     }
     line
-}
-
-/// Parses a duration in seconds for `--timeout`.
-pub fn parse_secs(s: &str) -> Result<Duration, String> {
-    let secs: f64 = s
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    if !(secs > 0.0 && secs.is_finite()) {
-        return Err(format!("'{s}' must be a positive number of seconds"));
-    }
-    Ok(Duration::from_secs_f64(secs))
 }
 
 /// Output format of results.

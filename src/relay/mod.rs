@@ -3,7 +3,6 @@
 //!
 //! Built directly on hyper 1 and hyper-util (HTTP/1.1 and HTTP/2 on the same port). The
 //! module is split into:
-//! - [`sessions`]: the session registry, seats, per-pair mailboxes and memory accounting;
 //! - [`routes`]: request parsing and the HTTP routes (see the design document);
 //! - [`tls`]: optional TLS (rustls), also for clients that must present a certificate;
 //! - this file: configuration, binding, the accept loop (shared with direct-mode
@@ -12,8 +11,12 @@
 //! Every session has its own (std) mutex, held only for short, non-async critical sections;
 //! waiting receivers are woken through a [`tokio::sync::Notify`] per ordered pair.
 
+pub mod budget;
+pub mod connections;
+pub mod metrics;
 pub mod routes;
 pub mod sessions;
+pub mod store;
 pub mod tls;
 
 use std::convert::Infallible;
@@ -36,7 +39,11 @@ use tokio::sync::watch;
 use tokio::task::JoinSet;
 use tokio_rustls::TlsAcceptor;
 
-use sessions::Registry;
+use budget::Budget;
+use connections::{ConnectionLimits, Connections};
+use metrics::Metrics;
+use sessions::TokenDigest;
+use store::{AnyStore, Store, StoreContext, StoreKind, StoreLimits};
 use tls::{ServerTlsFiles, TlsError};
 
 /// How long open connections may take to finish their current requests after shutdown.
@@ -66,6 +73,17 @@ pub struct RelayConfig {
     /// A seat that joined with a client id and has not been heard from for this long is
     /// reported lost (410) to whoever waits for a message from it.
     pub lost_after: Duration,
+    /// A connection with no request in progress for this long is closed.
+    pub idle_timeout: Duration,
+    /// Most connections open at once (also kept under the open-file limit); beyond it the
+    /// longest-idle connection is closed to make room.
+    pub max_connections: usize,
+    /// A message body that delivers no data for this long is dropped (408) with its charge.
+    pub body_timeout: Duration,
+    /// Where sessions are kept: in this process (default) or in Redis.
+    pub store: StoreKind,
+    /// The operator's token: lists sessions and deletes any session (`None`: nobody can).
+    pub admin_token: Option<String>,
     /// Serve HTTPS with this certificate and key (and, optionally, demand client
     /// certificates from a CA); `None` serves plain HTTP.
     pub tls: Option<ServerTlsFiles>,
@@ -81,6 +99,11 @@ impl Default for RelayConfig {
             max_session: 1 << 30,
             max_total: 4 << 30,
             lost_after: Duration::from_secs(5),
+            body_timeout: Duration::from_secs(30),
+            idle_timeout: Duration::from_secs(60),
+            max_connections: 10_000,
+            store: StoreKind::Memory,
+            admin_token: None,
             tls: None,
         }
     }
@@ -114,8 +137,24 @@ impl RelayConfig {
         if self.session_ttl.is_zero() {
             return bad("the session time-to-live must be positive".into());
         }
+        if self.idle_timeout.is_zero() {
+            return bad("the idle connection timeout must be positive".into());
+        }
+        if self.max_connections == 0 {
+            return bad("the connection limit must be at least 1".into());
+        }
+        if self.body_timeout.is_zero() {
+            return bad("the body timeout must be positive".into());
+        }
         if self.lost_after.is_zero() {
             return bad("the lost-peer delay must be positive".into());
+        }
+        if let Some(token) = &self.admin_token
+            && (token.len() < 16
+                || token.len() > 128
+                || !token.bytes().all(|b| b.is_ascii_graphic()))
+        {
+            return bad("the admin token must be 16 to 128 visible ASCII characters".into());
         }
         Ok(())
     }
@@ -139,13 +178,32 @@ pub enum RelayError {
     /// The TLS certificate, key or client CA cannot be used.
     #[error("cannot set up TLS: {0}")]
     Tls(#[from] TlsError),
+    /// The session store cannot be opened (e.g. Redis is unreachable).
+    #[error("cannot open the session store: {0}")]
+    Store(String),
+}
+
+/// Everything the routes of a running relay share.
+pub struct RelayState {
+    /// The configuration.
+    pub config: RelayConfig,
+    /// Where the sessions live.
+    pub store: AnyStore,
+    /// The memory budget (`--max-total`).
+    pub budget: Arc<Budget>,
+    /// Counters for `/metrics`.
+    pub metrics: Arc<Metrics>,
+    /// The open connections.
+    pub connections: Arc<Connections>,
+    /// The digest of the admin token, if one is configured.
+    pub admin: Option<TokenDigest>,
 }
 
 /// A relay bound to its listening socket, ready to [`run`](Relay::run).
 pub struct Relay {
     listener: TcpListener,
     addr: SocketAddr,
-    registry: Arc<Registry>,
+    state: Arc<RelayState>,
     tls: Option<TlsAcceptor>,
 }
 
@@ -180,10 +238,37 @@ impl Relay {
             addr: config.listen,
             source,
         })?;
+        let connections = Connections::new(ConnectionLimits {
+            idle_timeout: config.idle_timeout,
+            max_connections: connections::fit_to_fd_limit(config.max_connections),
+        });
+        let budget = Budget::new(config.max_total);
+        let metrics = Arc::new(Metrics::default());
+        let context = StoreContext {
+            limits: StoreLimits {
+                max_queue: config.max_queue,
+                max_session: config.max_session,
+                session_ttl: config.session_ttl,
+                lost_after: config.lost_after,
+            },
+            budget: budget.clone(),
+            metrics: metrics.clone(),
+        };
+        let store = AnyStore::open(&config.store, context)
+            .await
+            .map_err(RelayError::Store)?;
+        let admin = config.admin_token.as_deref().map(TokenDigest::of);
         Ok(Relay {
             listener,
             addr,
-            registry: Arc::new(Registry::new(config)),
+            state: Arc::new(RelayState {
+                config,
+                store,
+                budget,
+                metrics,
+                connections,
+                admin,
+            }),
             tls,
         })
     }
@@ -191,6 +276,22 @@ impl Relay {
     /// The address actually bound (useful after binding port 0).
     pub fn local_addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The most connections served at once (the configured cap, lowered to fit the
+    /// process's open-file limit).
+    pub fn max_connections(&self) -> usize {
+        self.state.connections.limits().max_connections
+    }
+
+    /// Where the sessions live, for the start-up line.
+    pub fn store_description(&self) -> String {
+        self.state.store.describe()
+    }
+
+    /// The instance id the relay reports (`x-mpc-relay`, `/health`).
+    pub fn instance(&self) -> &str {
+        self.state.store.instance()
     }
 
     /// The URL clients use: `https://ADDR` with TLS, `http://ADDR` without.
@@ -205,22 +306,25 @@ impl Relay {
         let Relay {
             listener,
             addr,
-            registry,
+            state,
             tls,
         } = self;
         tracing::debug!(%addr, tls = tls.is_some(), "relay accepting connections");
-        let expiry = tokio::spawn(expire_sessions(registry.clone()));
+        let expiry = tokio::spawn(expire_sessions(state.clone()));
         let handler = {
-            let registry = registry.clone();
+            let state = state.clone();
             move |req: Request<Incoming>| {
-                let registry = registry.clone();
-                async move { routes::handle(&registry, req).await }
+                let state = state.clone();
+                async move { routes::handle(&state, req).await }
             }
         };
-        serve_http(listener, tls, handler, shutdown, || {
+        let connections = state.connections.clone();
+        let stopping = state.clone();
+        serve_http_with(connections, listener, tls, handler, shutdown, move || {
             tracing::info!("relay shutting down");
             expiry.abort();
-            registry.shut_down();
+            // Wake waiting receives, so they answer before the connections drain.
+            tokio::spawn(async move { stopping.store.shut_down().await });
         })
         .await;
         Ok(())
@@ -228,10 +332,8 @@ impl Relay {
 }
 
 /// Serves HTTP/1.1 and HTTP/2 connections from `listener` (over TLS when `tls` is set),
-/// answering every request with `handler`, until `shutdown` completes. Then stops
-/// accepting, calls `on_stop` (e.g. to wake long-polls), and gives open connections a
-/// short grace period to finish their current requests. A failed TLS handshake only ends
-/// that connection (it is logged at debug level).
+/// answering every request with `handler`, until `shutdown` completes, with the default
+/// connection limits (see [`serve_http_with`]).
 pub(crate) async fn serve_http<H, F>(
     listener: TcpListener,
     tls: Option<TlsAcceptor>,
@@ -242,15 +344,51 @@ pub(crate) async fn serve_http<H, F>(
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
     F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
 {
+    let defaults = ConnectionLimits::default();
+    let limits = ConnectionLimits {
+        max_connections: connections::fit_to_fd_limit(defaults.max_connections),
+        ..defaults
+    };
+    serve_http_with(
+        Connections::new(limits),
+        listener,
+        tls,
+        handler,
+        shutdown,
+        on_stop,
+    )
+    .await
+}
+
+/// Serves HTTP/1.1 and HTTP/2 connections from `listener` (over TLS when `tls` is set),
+/// answering every request with `handler`, until `shutdown` completes. Then stops
+/// accepting, calls `on_stop` (e.g. to wake long-polls), and gives open connections a
+/// short grace period to finish their current requests. A failed TLS handshake only ends
+/// that connection (it is logged at debug level). `connections` keeps the number of open
+/// connections under its cap and closes idle ones (see [`connections`]).
+pub(crate) async fn serve_http_with<H, F>(
+    connections: Arc<Connections>,
+    listener: TcpListener,
+    tls: Option<TlsAcceptor>,
+    handler: H,
+    shutdown: impl Future<Output = ()> + Send,
+    on_stop: impl FnOnce(),
+) where
+    H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
+    F: Future<Output = Response<Full<Bytes>>> + Send + 'static,
+{
     let (stop_tx, stop_rx) = watch::channel(false);
-    let mut connections = JoinSet::new();
+    let mut tasks = JoinSet::new();
+    let limits = connections.limits();
+    let header_timeout = HEADER_READ_TIMEOUT.min(limits.idle_timeout);
     let mut builder = auto::Builder::new(TokioExecutor::new());
     builder
         .http1()
         .timer(TokioTimer::new())
-        .header_read_timeout(HEADER_READ_TIMEOUT);
+        .header_read_timeout(header_timeout);
     builder.http2().timer(TokioTimer::new());
     let builder = Arc::new(builder);
+    let sweeper = tokio::spawn(connections.clone().sweep());
 
     tokio::pin!(shutdown);
     loop {
@@ -258,22 +396,49 @@ pub(crate) async fn serve_http<H, F>(
             _ = &mut shutdown => break,
             accepted = listener.accept() => match accepted {
                 Ok((stream, peer)) => {
+                    let Some(admitted) = connections.admit() else {
+                        // Every connection is busy with a request: turn this one away.
+                        tracing::debug!(%peer, "connection limit reached; refusing a connection");
+                        if tls.is_none() {
+                            tasks.spawn(turn_away(stream));
+                        }
+                        continue;
+                    };
                     let _ = stream.set_nodelay(true);
                     let builder = builder.clone();
                     let handler = handler.clone();
                     let stop = stop_rx.clone();
                     let tls = tls.clone();
-                    connections.spawn(async move {
+                    let connections = connections.clone();
+                    tasks.spawn(async move {
+                        let close = admitted.close.clone();
+                        let id = admitted.id();
+                        let handler = move |req| {
+                            let busy = connections.busy(id);
+                            let reply = handler(req);
+                            async move {
+                                let reply = reply.await;
+                                drop(busy);
+                                reply
+                            }
+                        };
                         match tls {
-                            None => serve_connection(builder, handler, stream, peer, stop).await,
+                            None => {
+                                serve_connection(builder, handler, stream, peer, stop, close).await
+                            }
                             Some(acceptor) => {
                                 let handshake = tokio::time::timeout(
-                                    TLS_HANDSHAKE_TIMEOUT,
+                                    TLS_HANDSHAKE_TIMEOUT.min(limits.idle_timeout),
                                     acceptor.accept(stream),
                                 );
-                                match handshake.await {
+                                let shaken = tokio::select! {
+                                    shaken = handshake => shaken,
+                                    // Shed mid-handshake: just drop it.
+                                    _ = close.notified() => return,
+                                };
+                                match shaken {
                                     Ok(Ok(stream)) => {
-                                        serve_connection(builder, handler, stream, peer, stop)
+                                        serve_connection(builder, handler, stream, peer, stop, close)
                                             .await
                                     }
                                     Ok(Err(err)) => {
@@ -285,6 +450,7 @@ pub(crate) async fn serve_http<H, F>(
                                 }
                             }
                         }
+                        drop(admitted);
                     });
                 }
                 Err(err) => {
@@ -294,26 +460,45 @@ pub(crate) async fn serve_http<H, F>(
                 }
             },
             // Reap finished connection tasks so the set does not grow without bound.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            Some(_) = tasks.join_next(), if !tasks.is_empty() => {}
         }
     }
 
+    sweeper.abort();
     drop(listener);
     on_stop();
     let _ = stop_tx.send(true);
-    let drain = async { while connections.join_next().await.is_some() {} };
+    let drain = async { while tasks.join_next().await.is_some() {} };
     if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
-        connections.abort_all();
+        tasks.abort_all();
     }
 }
 
-/// Serves one accepted connection (HTTP/1.1 or HTTP/2) until it closes or the server stops.
+/// Answers a connection over the cap with 503 and closes it (plain HTTP only).
+async fn turn_away(mut stream: tokio::net::TcpStream) {
+    use tokio::io::AsyncWriteExt;
+    const BODY: &str = "the server is at its connection limit and every connection is busy; \
+                        retry later\n";
+    let reply = format!(
+        "HTTP/1.1 503 Service Unavailable\r\ncontent-type: text/plain; charset=utf-8\r\n\
+         content-length: {}\r\nretry-after: 1\r\nconnection: close\r\n\r\n{BODY}",
+        BODY.len()
+    );
+    let _ = tokio::time::timeout(Duration::from_secs(1), stream.write_all(reply.as_bytes())).await;
+}
+
+/// How long a connection asked to close may take to finish its current exchange.
+const CLOSE_GRACE: Duration = Duration::from_secs(1);
+
+/// Serves one accepted connection (HTTP/1.1 or HTTP/2) until it closes, the server stops
+/// or the connection is asked to close (`close`: idle too long, or shed for a newcomer).
 async fn serve_connection<I, H, F>(
     builder: Arc<auto::Builder<TokioExecutor>>,
     handler: H,
     stream: I,
     peer: SocketAddr,
     mut stop: watch::Receiver<bool>,
+    close: Arc<tokio::sync::Notify>,
 ) where
     I: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     H: Fn(Request<Incoming>) -> F + Clone + Send + Sync + 'static,
@@ -325,27 +510,31 @@ async fn serve_connection<I, H, F>(
     });
     let conn = builder.serve_connection(TokioIo::new(stream), service);
     tokio::pin!(conn);
-    tokio::select! {
+    let grace = tokio::select! {
         res = conn.as_mut() => {
             if let Err(err) = res {
                 tracing::debug!(%peer, "connection ended with an error: {err}");
             }
             return;
         }
-        _ = stop.wait_for(|stopped| *stopped) => {}
-    }
+        _ = stop.wait_for(|stopped| *stopped) => SHUTDOWN_GRACE,
+        _ = close.notified() => {
+            tracing::debug!(%peer, "closing an idle connection");
+            CLOSE_GRACE
+        }
+    };
     conn.as_mut().graceful_shutdown();
-    let _ = conn.await;
+    let _ = tokio::time::timeout(grace, conn).await;
 }
 
 /// Removes idle sessions periodically.
-async fn expire_sessions(registry: Arc<Registry>) {
-    let ttl = registry.config().session_ttl;
+async fn expire_sessions(state: Arc<RelayState>) {
+    let ttl = state.config.session_ttl;
     let period = (ttl / 4).clamp(Duration::from_millis(50), Duration::from_secs(10));
     let mut ticker = tokio::time::interval(period);
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         ticker.tick().await;
-        registry.expire_idle();
+        state.store.expire_idle().await;
     }
 }

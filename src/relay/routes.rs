@@ -1,31 +1,49 @@
-//! The relay's HTTP routes: parsing paths, queries and bodies, and answering every request,
-//! including bad ones, with a status and a body saying why.
+//! The relay's HTTP routes: parsing paths, queries, headers and bodies, and answering every
+//! request, including bad ones, with a status and a body saying why. Every answer carries
+//! the relay's instance id (`x-mpc-relay`), so that clients know they reach an mpc relay,
+//! and which one.
 //!
 //! | route | answer |
 //! |---|---|
-//! | `PUT /join/{session}/{party}` | claim a seat (`x-mpc-client` header: first id owns it) |
+//! | `PUT /join/{session}/{party}[?parties=N]` | claim a seat (`x-mpc-client`, `x-mpc-token`) |
 //! | `GET /participants/{session}` | JSON array of the joined numeric seats |
 //! | `POST /send/{session}/{from}/{to}[?seq=N]` | queue a message |
 //! | `POST /recv/{session}/{from}/{to}[?seq=N&wait=SECS]` | take (or long-poll) a message |
-//! | `GET /health` | liveness and version |
-//! | `GET /sessions`, `GET /sessions/{session}` | session list and detail |
-//! | `DELETE /sessions/{session}` | end a session |
+//! | `GET /health` | liveness, version and instance id |
+//! | `GET /metrics` | Prometheus text |
+//! | `GET /sessions` | session list (admin token) |
+//! | `GET /sessions/{session}` | session detail |
+//! | `DELETE /sessions/{session}` | end a session (a seat token of it, or the admin token) |
 
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
 use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
 use hyper::body::Incoming;
-use hyper::header::{self, HeaderValue};
+use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
 
+use super::RelayState;
+use super::metrics::ProcessFigures;
 use super::sessions::{
-    MESSAGE_OVERHEAD, Poll, Refusal, Registry, Seat, SendOutcome, SeqStatus, Session, gap_refusal,
+    JoinRequest, MESSAGE_OVERHEAD, Refusal, Seat, SendOutcome, SeqStatus, TokenDigest, gap_refusal,
     human_bytes, shorten,
 };
+use super::store::{DeleteAccess, Store};
 
 /// Header carrying a client's id, which owns the seat it claims first.
 pub const CLIENT_HEADER: &str = "x-mpc-client";
+
+/// Header carrying a client's secret token: a seat claimed with one is read, acknowledged
+/// and written only with it.
+pub const TOKEN_HEADER: &str = "x-mpc-token";
+
+/// Header carrying the session incarnation a client joined (answered by joins, sent back
+/// with heartbeats).
+pub const EPOCH_HEADER: &str = "x-mpc-session-epoch";
+
+/// Header carrying the relay's instance id, on every answer.
+pub const INSTANCE_HEADER: &str = "x-mpc-relay";
 
 /// Longest long-poll wait a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -33,7 +51,7 @@ pub const MAX_WAIT: Duration = Duration::from_secs(60);
 /// Longest session name, in bytes (after percent-decoding).
 const MAX_SESSION_NAME: usize = 256;
 
-/// Longest client id, in bytes.
+/// Longest client id, token or epoch, in bytes.
 const MAX_CLIENT_ID: usize = 128;
 
 /// Most bytes of a refused body read and discarded (so that the client sees the answer
@@ -47,39 +65,46 @@ const DRAIN_TIME: Duration = Duration::from_secs(5);
 pub type Reply = Response<Full<Bytes>>;
 
 /// Answers one request.
-pub async fn handle(registry: &Registry, req: Request<Incoming>) -> Reply {
+pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
     let method = req.method().clone();
     let path = req.uri().path().to_string();
     let query = req.uri().query().unwrap_or("").to_string();
     let segments: Vec<&str> = path.strip_prefix('/').unwrap_or(&path).split('/').collect();
     let result = match segments.as_slice() {
-        ["health"] => only(&method, &[Method::GET]).map(|()| health()),
-        ["sessions"] => only(&method, &[Method::GET]).map(|()| list(registry)),
+        ["health"] => only(&method, &[Method::GET]).map(|()| health(state)),
+        ["metrics"] => match only(&method, &[Method::GET]) {
+            Ok(()) => Ok(metrics(state).await),
+            Err(refusal) => Err(refusal),
+        },
+        ["sessions"] => match only(&method, &[Method::GET]) {
+            Ok(()) => list(state, req.headers()).await,
+            Err(refusal) => Err(refusal),
+        },
         ["sessions", session] => match only(&method, &[Method::GET, Method::DELETE]) {
             Ok(()) => match session_name(session) {
-                Ok(name) if method == Method::DELETE => Ok(delete(registry, &name)),
-                Ok(name) => Ok(detail(registry, &name)),
+                Ok(name) if method == Method::DELETE => delete(state, req.headers(), &name).await,
+                Ok(name) => detail(state, &name).await,
                 Err(refusal) => Err(refusal),
             },
             Err(refusal) => Err(refusal),
         },
         ["join", session, party] => match only(&method, &[Method::PUT]) {
-            Ok(()) => join(registry, &req, session, party),
+            Ok(()) => join(state, req.headers(), session, party, &query).await,
             Err(refusal) => Err(refusal),
         },
         ["participants", session] => match only(&method, &[Method::GET]) {
-            Ok(()) => participants(registry, session),
+            Ok(()) => participants(state, session).await,
             Err(refusal) => Err(refusal),
         },
         ["send", session, from, to] => match only(&method, &[Method::POST]) {
             Ok(()) => {
                 let (session, from, to) = (session.to_string(), from.to_string(), to.to_string());
-                send(registry, req, &session, &from, &to, &query).await
+                send(state, req, &session, &from, &to, &query).await
             }
             Err(refusal) => Err(refusal),
         },
         ["recv", session, from, to] => match only(&method, &[Method::POST]) {
-            Ok(()) => recv(registry, session, from, to, &query).await,
+            Ok(()) => recv(state, req.headers(), session, from, to, &query).await,
             Err(refusal) => Err(refusal),
         },
         _ => Err(Refusal::new(
@@ -87,15 +112,19 @@ pub async fn handle(registry: &Registry, req: Request<Incoming>) -> Reply {
             format!(
                 "unknown route: {method} {}; the relay serves PUT /join/{{session}}/{{party}}, \
                  GET /participants/{{session}}, POST /send/{{session}}/{{from}}/{{to}}, \
-                 POST /recv/{{session}}/{{from}}/{{to}}, GET /health, GET /sessions, \
-                 GET and DELETE /sessions/{{session}}",
+                 POST /recv/{{session}}/{{from}}/{{to}}, GET /health, GET /metrics, \
+                 GET /sessions, GET and DELETE /sessions/{{session}}",
                 shorten(&path)
             ),
         )),
     };
-    match result {
+    let mut reply = match result {
         Ok(reply) => reply,
         Err(refusal) => {
+            state.metrics.refused(refusal.status.as_u16());
+            if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+                tracing::debug!("{method} {}: {}", shorten(&path), refusal.message);
+            }
             let mut reply = text(refusal.status, &refusal.message);
             if refusal.status == StatusCode::METHOD_NOT_ALLOWED
                 && let Some(allow) = allowed(&segments)
@@ -104,15 +133,26 @@ pub async fn handle(registry: &Registry, req: Request<Incoming>) -> Reply {
                     .headers_mut()
                     .insert(header::ALLOW, HeaderValue::from_static(allow));
             }
+            if let Some(secs) = refusal.retry_after {
+                reply
+                    .headers_mut()
+                    .insert(header::RETRY_AFTER, HeaderValue::from(secs));
+            }
             reply
         }
+    };
+    if let Ok(instance) = HeaderValue::from_str(state.store.instance()) {
+        reply.headers_mut().insert(INSTANCE_HEADER, instance);
     }
+    reply
 }
 
 /// The methods a known route accepts, for the `Allow` header.
 fn allowed(segments: &[&str]) -> Option<&'static str> {
     match segments.first().copied() {
-        Some("health" | "sessions" | "participants") if segments.len() == 1 => Some("GET"),
+        Some("health" | "metrics" | "sessions" | "participants") if segments.len() == 1 => {
+            Some("GET")
+        }
         Some("sessions") => Some("GET, DELETE"),
         Some("participants") => Some("GET"),
         Some("join") => Some("PUT"),
@@ -183,22 +223,23 @@ fn bad_request(why: impl Into<String>) -> Refusal {
     Refusal::new(StatusCode::BAD_REQUEST, why)
 }
 
-/// Decodes `%XX` escapes; `None` for a malformed escape or invalid UTF-8.
+/// Decodes `%XX` escapes; `None` for a malformed escape (a `%` not followed by two hex
+/// digits, e.g. `%+f`) or invalid UTF-8.
 pub(crate) fn percent_decode(raw: &str) -> Option<String> {
     let bytes = raw.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        if bytes[i] == b'%' {
-            let hex = raw.get(i + 1..i + 3)?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(bytes[i]);
-            i += 1;
-        }
+    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
+        *b != b'%'
+            || bytes
+                .get(i + 1..i + 3)
+                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
+    });
+    if !well_formed {
+        return None;
     }
-    String::from_utf8(out).ok()
+    percent_encoding::percent_decode_str(raw)
+        .decode_utf8()
+        .ok()
+        .map(|s| s.into_owned())
 }
 
 fn session_name(raw: &str) -> Result<String, Refusal> {
@@ -233,13 +274,14 @@ fn seat(raw: &str) -> Result<Seat, Refusal> {
 struct Query {
     seq: Option<u64>,
     wait: Option<Duration>,
+    parties: Option<u32>,
 }
 
 fn parse_query(raw: &str) -> Result<Query, Refusal> {
     let mut query = Query::default();
-    for pair in raw.split('&').filter(|p| !p.is_empty()) {
-        let (key, value) = pair.split_once('=').unwrap_or((pair, ""));
-        match key {
+    for (key, value) in form_urlencoded::parse(raw.as_bytes()) {
+        let value = value.as_ref();
+        match key.as_ref() {
             "seq" => {
                 if !value.bytes().all(|b| b.is_ascii_digit()) {
                     return Err(bad_seq(value));
@@ -252,6 +294,15 @@ fn parse_query(raw: &str) -> Result<Query, Refusal> {
                     return Err(bad_wait(value));
                 }
                 query.wait = Some(Duration::from_secs_f64(secs.min(MAX_WAIT.as_secs_f64())));
+            }
+            "parties" => {
+                let n = value.parse::<u32>().map_err(|_| {
+                    bad_request(format!(
+                        "parties must be a number of parties, got '{}'",
+                        shorten(value)
+                    ))
+                })?;
+                query.parties = Some(n);
             }
             _ => {}
         }
@@ -274,103 +325,148 @@ fn bad_wait(value: &str) -> Refusal {
     ))
 }
 
-fn health() -> Reply {
+/// A visible-ASCII header value of 1 to [`MAX_CLIENT_ID`] bytes, if present.
+fn header_text(headers: &HeaderMap, name: &str) -> Result<Option<String>, Refusal> {
+    match headers.get(name) {
+        None => Ok(None),
+        Some(value) => value
+            .to_str()
+            .ok()
+            .filter(|v| {
+                !v.is_empty() && v.len() <= MAX_CLIENT_ID && v.bytes().all(|b| b.is_ascii_graphic())
+            })
+            .map(|v| Some(v.to_string()))
+            .ok_or_else(|| {
+                bad_request(format!(
+                    "{name} must be 1 to {MAX_CLIENT_ID} visible ASCII characters"
+                ))
+            }),
+    }
+}
+
+/// The digest of the request's `x-mpc-token`, if it carries one.
+fn token(headers: &HeaderMap) -> Result<Option<TokenDigest>, Refusal> {
+    Ok(header_text(headers, TOKEN_HEADER)?.map(|t| TokenDigest::of(&t)))
+}
+
+/// Whether the request carries the relay's admin token (`authorization: Bearer TOKEN`).
+fn is_admin(state: &RelayState, headers: &HeaderMap) -> bool {
+    let Some(admin) = &state.admin else {
+        return false;
+    };
+    headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .is_some_and(|given| TokenDigest::of(given.trim()).matches(admin))
+}
+
+fn health(state: &RelayState) -> Reply {
     json(&serde_json::json!({
         "status": "ok",
+        "service": "mpc relay",
         "version": env!("CARGO_PKG_VERSION"),
+        "instance": state.store.instance(),
     }))
 }
 
-fn list(registry: &Registry) -> Reply {
-    json(&registry.list())
+async fn metrics(state: &RelayState) -> Reply {
+    let stats = match state.store.stats().await {
+        Ok(stats) => Some(stats),
+        Err(refusal) => {
+            tracing::debug!("metrics without store figures: {}", refusal.message);
+            None
+        }
+    };
+    let figures = ProcessFigures {
+        connections_open: state.connections.open(),
+        connections_shed: state.connections.shed(),
+        connections_max: state.connections.limits().max_connections,
+        budget_used: state.budget.used(),
+        budget_limit: state.budget.limit(),
+    };
+    let mut reply = Response::new(Full::new(Bytes::from(state.metrics.render(stats, figures))));
+    reply.headers_mut().insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    reply
 }
 
-fn detail(registry: &Registry, name: &str) -> Reply {
-    match registry.get(name) {
-        Some(session) => {
-            session.touch(None);
-            json(&session.info())
-        }
-        None => text(
+async fn list(state: &RelayState, headers: &HeaderMap) -> Result<Reply, Refusal> {
+    if !is_admin(state, headers) {
+        let why = if state.admin.is_some() {
+            "the session list needs the relay's admin token (authorization: Bearer TOKEN)"
+        } else {
+            "the session list is only served to the relay's operator: start the relay with \
+             --admin-token and send it as authorization: Bearer TOKEN"
+        };
+        return Err(Refusal::new(StatusCode::FORBIDDEN, why));
+    }
+    Ok(json(&state.store.list().await?))
+}
+
+async fn detail(state: &RelayState, name: &str) -> Result<Reply, Refusal> {
+    match state.store.detail(name).await? {
+        Some(info) => Ok(json(&info)),
+        None => Err(Refusal::new(
             StatusCode::NOT_FOUND,
-            &format!("unknown session '{}'", shorten(name)),
-        ),
+            format!("unknown session '{}'", shorten(name)),
+        )),
     }
 }
 
-fn delete(registry: &Registry, name: &str) -> Reply {
-    if registry.delete(name) {
-        text(
+async fn delete(state: &RelayState, headers: &HeaderMap, name: &str) -> Result<Reply, Refusal> {
+    let access = DeleteAccess {
+        token: token(headers)?,
+        admin: is_admin(state, headers),
+    };
+    if state.store.delete(name, access).await? {
+        Ok(text(
             StatusCode::OK,
             &format!("session '{}' deleted", shorten(name)),
-        )
+        ))
     } else {
-        text(
+        Err(Refusal::new(
             StatusCode::NOT_FOUND,
-            &format!("unknown session '{}'", shorten(name)),
-        )
+            format!("unknown session '{}'", shorten(name)),
+        ))
     }
 }
 
-fn join(
-    registry: &Registry,
-    req: &Request<Incoming>,
+async fn join(
+    state: &RelayState,
+    headers: &HeaderMap,
     session: &str,
     party: &str,
+    query: &str,
 ) -> Result<Reply, Refusal> {
     let name = session_name(session)?;
     let seat = seat(party)?;
-    let client = match req.headers().get(CLIENT_HEADER) {
-        None => None,
-        Some(value) => {
-            let id = value
-                .to_str()
-                .ok()
-                .filter(|id| {
-                    !id.is_empty()
-                        && id.len() <= MAX_CLIENT_ID
-                        && id.bytes().all(|b| b.is_ascii_graphic())
-                })
-                .ok_or_else(|| {
-                    bad_request(format!(
-                        "{CLIENT_HEADER} must be 1 to {MAX_CLIENT_ID} visible ASCII characters"
-                    ))
-                })?;
-            Some(id.to_string())
-        }
+    let parties = match parse_query(query)?.parties {
+        Some(0) => return Err(bad_request("parties must be at least 1")),
+        other => other,
     };
-    // A session deleted or expired between lookup and join is simply created again.
-    for _ in 0..2 {
-        let session = registry.get_or_create(&name)?;
-        if session
-            .join(seat, client.as_deref(), registry.budget())?
-            .is_some()
-        {
-            return Ok(text(
-                StatusCode::OK,
-                &format!("joined seat {seat} of session '{}'", shorten(&name)),
-            ));
-        }
+    let req = JoinRequest {
+        client: header_text(headers, CLIENT_HEADER)?,
+        token: token(headers)?,
+        parties,
+        epoch: header_text(headers, EPOCH_HEADER)?,
+    };
+    let joined = state.store.join(&name, seat, &req).await?;
+    let mut reply = text(
+        StatusCode::OK,
+        &format!("joined seat {seat} of session '{}'", shorten(&name)),
+    );
+    if let Ok(epoch) = HeaderValue::from_str(&joined.epoch) {
+        reply.headers_mut().insert(EPOCH_HEADER, epoch);
     }
-    Err(Refusal::new(
-        StatusCode::SERVICE_UNAVAILABLE,
-        format!(
-            "session '{}' keeps being closed; retry later",
-            shorten(&name)
-        ),
-    ))
+    Ok(reply)
 }
 
-fn participants(registry: &Registry, session: &str) -> Result<Reply, Refusal> {
+async fn participants(state: &RelayState, session: &str) -> Result<Reply, Refusal> {
     let name = session_name(session)?;
-    let seats = match registry.get(&name) {
-        Some(session) => {
-            session.touch(None);
-            session.participants()
-        }
-        None => Vec::new(),
-    };
-    Ok(json(&seats))
+    Ok(json(&state.store.participants(&name).await?))
 }
 
 /// How reading a message body failed.
@@ -381,36 +477,62 @@ pub(crate) enum BodyError {
     Failed(String),
 }
 
-/// Reads a body of at most `limit` bytes; a larger body is discarded and refused.
+/// No data arrived for this long: the client stopped mid-body.
+pub(crate) struct Stalled(pub(crate) Duration);
+
+/// How long a body may go without any data before it is dropped (direct mode).
+const BODY_STALL: Duration = Duration::from_secs(30);
+
+/// Reads a body of at most `limit` bytes; a larger body is discarded and refused, a body
+/// that stalls for 30 s is dropped.
 pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
+    match read_body_within(body, limit, None, BODY_STALL).await {
+        Ok(read) => read,
+        Err(Stalled(after)) => Err(BodyError::Failed(format!(
+            "no data for {} s",
+            after.as_secs()
+        ))),
+    }
+}
+
+/// Reads a body of at most `limit` bytes (`declared`: its announced length, if any) into
+/// one allocation of its own size. The frames hyper hands out are slices of its read
+/// buffer: keeping one alive keeps the whole buffer alive (kilobytes for a ten-byte
+/// message), so they are always copied out. Fails with [`BodyError::Stalled`] when no data
+/// arrives for `stall`.
+pub(crate) async fn read_body_within(
+    body: Incoming,
+    limit: usize,
+    declared: Option<usize>,
+    stall: Duration,
+) -> Result<Result<Bytes, BodyError>, Stalled> {
     let mut limited = Limited::new(body, limit);
-    let mut buf = BytesMut::new();
-    let mut single: Option<Bytes> = None;
-    while let Some(frame) = limited.frame().await {
+    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
+    loop {
+        let frame = match tokio::time::timeout(stall, limited.frame()).await {
+            Ok(Some(frame)) => frame,
+            Ok(None) => break,
+            Err(_) => return Err(Stalled(stall)),
+        };
         match frame {
             Ok(frame) => {
                 if let Ok(data) = frame.into_data() {
-                    // Avoid a copy for the common single-chunk body.
-                    match single.take() {
-                        None if buf.is_empty() => single = Some(data),
-                        None => buf.extend_from_slice(&data),
-                        Some(first) => {
-                            buf.extend_from_slice(&first);
-                            buf.extend_from_slice(&data);
-                        }
-                    }
+                    buf.extend_from_slice(&data);
                 }
             }
             Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
                 drop(buf);
-                drop(single);
                 discard(limited).await;
-                return Err(BodyError::TooLarge);
+                return Ok(Err(BodyError::TooLarge));
             }
-            Err(err) => return Err(BodyError::Failed(err.to_string())),
+            Err(err) => return Ok(Err(BodyError::Failed(err.to_string()))),
         }
     }
-    Ok(single.unwrap_or_else(|| buf.freeze()))
+    if buf.capacity() > buf.len() + buf.len() / 8 {
+        // Grown by doubling (no length announced): keep only what is used.
+        return Ok(Ok(Bytes::copy_from_slice(&buf)));
+    }
+    Ok(Ok(buf.freeze()))
 }
 
 /// Reads and throws away the rest of a refused body (bounded in bytes and time), so that
@@ -446,18 +568,19 @@ where
 }
 
 async fn send(
-    registry: &Registry,
+    state: &RelayState,
     req: Request<Incoming>,
     session: &str,
     from: &str,
     to: &str,
     query: &str,
 ) -> Result<Reply, Refusal> {
-    let config = registry.config();
+    let config = &state.config;
     let name = session_name(session)?;
     let from = seat(from)?;
     let to = seat(to)?;
     let query = parse_query(query)?;
+    let token = token(req.headers())?;
     if from == to {
         return Err(bad_request(format!(
             "{} cannot send a message to itself",
@@ -491,14 +614,18 @@ async fn send(
         return Err(too_large());
     }
 
-    let mut session = registry.get_or_create(&name)?;
     // Cheap checks before reading (and buffering) the body.
-    let mut status = session.check_seq(from, to, query.seq);
-    if status == SeqStatus::Closed {
-        session = registry.get_or_create(&name)?;
-        status = session.check_seq(from, to, query.seq);
-    }
-    session.touch(Some(from));
+    let status = match state
+        .store
+        .check_send(&name, from, to, query.seq, token)
+        .await
+    {
+        Ok(status) => status,
+        Err(refusal) => {
+            discard(body).await;
+            return Err(refusal);
+        }
+    };
     match status {
         SeqStatus::Next => {}
         SeqStatus::Duplicate => {
@@ -509,52 +636,38 @@ async fn send(
             discard(body).await;
             return Err(gap_refusal(from, to, query.seq.unwrap_or(0), expected));
         }
-        SeqStatus::Closed => {
-            discard(body).await;
-            return Err(Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!(
-                    "session '{}' keeps being closed; retry later",
-                    shorten(&name)
-                ),
-            ));
-        }
     }
-    let hint = declared.map_or(config.max_message, |n| n as usize);
-    let Some(mut reservation) = registry.budget().reserve(hint + MESSAGE_OVERHEAD) else {
+    let declared_len = declared.map(|n| n as usize);
+    let hint = declared_len.unwrap_or(config.max_message);
+    let Some(mut reservation) = state.budget.reserve(hint + MESSAGE_OVERHEAD) else {
         discard(body).await;
-        return Err(registry.budget().exhausted());
+        return Err(state.budget.exhausted());
     };
-    let data = match read_body(body, config.max_message).await {
-        Ok(data) => data,
-        Err(BodyError::TooLarge) => return Err(too_large()),
-        Err(BodyError::Failed(why)) => {
-            return Err(bad_request(format!("cannot read the message body: {why}")));
-        }
-    };
+    let data =
+        match read_body_within(body, config.max_message, declared_len, config.body_timeout).await {
+            Ok(Ok(data)) => data,
+            Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
+            Err(Stalled(after)) => {
+                return Err(Refusal::new(
+                    StatusCode::REQUEST_TIMEOUT,
+                    format!(
+                        "the message body stalled: no data for {} s",
+                        after.as_secs_f64()
+                    ),
+                ));
+            }
+            Ok(Err(BodyError::Failed(why))) => {
+                return Err(bad_request(format!("cannot read the message body: {why}")));
+            }
+        };
     reservation.shrink_to(data.len() + MESSAGE_OVERHEAD);
-    let outcome = session.enqueue(registry, from, to, query.seq, data.clone(), reservation)?;
-    let outcome = match outcome {
-        SendOutcome::Closed => {
-            // Deleted or expired while the body was read: start afresh.
-            let session = registry.get_or_create(&name)?;
-            let Some(reservation) = registry.budget().reserve(data.len() + MESSAGE_OVERHEAD) else {
-                return Err(registry.budget().exhausted());
-            };
-            session.enqueue(registry, from, to, query.seq, data, reservation)?
-        }
-        other => other,
-    };
-    match outcome {
+    match state
+        .store
+        .send(&name, from, to, query.seq, data, token, reservation)
+        .await?
+    {
         SendOutcome::Queued(n) => Ok(text(StatusCode::OK, &format!("queued as message {n}"))),
         SendOutcome::Duplicate(n) => Ok(duplicate(Some(n))),
-        SendOutcome::Closed => Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            format!(
-                "session '{}' keeps being closed; retry later",
-                shorten(&name)
-            ),
-        )),
     }
 }
 
@@ -567,7 +680,8 @@ fn duplicate(seq: Option<u64>) -> Reply {
 }
 
 async fn recv(
-    registry: &Registry,
+    state: &RelayState,
+    headers: &HeaderMap,
     session: &str,
     from: &str,
     to: &str,
@@ -577,6 +691,7 @@ async fn recv(
     let from = seat(from)?;
     let to = seat(to)?;
     let query = parse_query(query)?;
+    let token = token(headers)?;
     let Some(seq) = query.seq else {
         if query.wait.is_some() {
             return Err(bad_request(
@@ -584,65 +699,11 @@ async fn recv(
             ));
         }
         // Polytune's receive: take the oldest message, 400 if there is none.
-        let session = registry.get(&name).ok_or_else(|| {
-            bad_request(format!(
-                "unknown session '{}': no message from {} to {}",
-                shorten(&name),
-                from.describe(),
-                to.describe()
-            ))
-        })?;
-        return session.pop(from, to, registry.budget()).map(message);
+        return state.store.pop(&name, from, to, token).await.map(message);
     };
-    let session = registry.get_or_create(&name)?;
-    session.touch(Some(to));
-    long_poll(
-        registry,
-        &session,
-        from,
-        to,
-        seq,
-        query.wait.unwrap_or_default(),
-    )
-    .await
-}
-
-/// Answers with message `seq` as soon as it is there, or 204 after `wait`.
-async fn long_poll(
-    registry: &Registry,
-    session: &Session,
-    from: Seat,
-    to: Seat,
-    seq: u64,
-    wait: Duration,
-) -> Result<Reply, Refusal> {
-    let deadline = tokio::time::Instant::now() + wait;
-    let lost_after = registry.config().lost_after;
-    let _waiting = session.waiter();
-    let notify = session.pair_notify(from, to, registry.budget())?;
-    loop {
-        let notified = notify.notified();
-        tokio::pin!(notified);
-        // Register before looking, so that a message queued right after the look wakes us.
-        notified.as_mut().enable();
-        let recheck_at = match session.poll(from, to, seq, lost_after, registry.budget()) {
-            Poll::Ready(msg) => return Ok(message(msg)),
-            Poll::Refused(refusal) => return Err(refusal),
-            Poll::Waiting { recheck_at } => recheck_at,
-        };
-        if tokio::time::Instant::now() >= deadline {
-            return Ok(no_content());
-        }
-        let recheck = async {
-            match recheck_at {
-                Some(at) => tokio::time::sleep_until(tokio::time::Instant::from_std(at)).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            _ = notified => {}
-            _ = tokio::time::sleep_until(deadline) => {}
-            _ = recheck => {}
-        }
+    let wait = query.wait.unwrap_or_default();
+    match state.store.recv(&name, from, to, seq, wait, token).await? {
+        Some(msg) => Ok(message(msg)),
+        None => Ok(no_content()),
     }
 }

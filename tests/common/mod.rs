@@ -6,6 +6,9 @@
 
 #![allow(dead_code)]
 
+pub mod inproc;
+pub mod redis_server;
+
 use std::io::{Read, Write};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
@@ -172,6 +175,11 @@ impl Proc {
         Proc::spawn(name, mpc(args)).finish(timeout)
     }
 
+    /// Its process id (0 once reaped).
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().map_or(0, Child::id)
+    }
+
     /// Its name in the test.
     pub fn name(&self) -> &str {
         &self.name
@@ -329,9 +337,47 @@ impl Relay {
     /// Starts `mpc serve --listen 127.0.0.1:0` (plus `extra`), reads the bound address from
     /// its first stderr line and waits until `GET /health` answers 200.
     pub fn start(extra: &[&str]) -> Relay {
-        let mut args = vec!["serve", "--listen", "127.0.0.1:0"];
+        Relay::start_on("127.0.0.1:0", extra)
+    }
+
+    /// Like [`start`](Self::start), listening on `addr` (e.g. the port of a relay that
+    /// was killed, to restart it).
+    pub fn start_on(addr: &str, extra: &[&str]) -> Relay {
+        let mut args = vec!["serve", "--listen", addr];
         args.extend_from_slice(extra);
-        let mut proc = Proc::spawn("relay", mpc(&args));
+        Relay::start_command(mpc(&args))
+    }
+
+    /// Kills the relay at once (SIGKILL), as a crash would.
+    pub fn kill(&mut self) {
+        self.proc.kill();
+    }
+
+    /// The `HOST:PORT` it listens on.
+    pub fn addr(&self) -> String {
+        self.url.trim_start_matches("http://").to_string()
+    }
+
+    /// Like [`start`](Self::start), with the relay's open-file limit (soft and hard) set
+    /// to `fds` first.
+    pub fn start_with_fd_limit(fds: u32, extra: &[&str]) -> Relay {
+        let mut shell = Command::new("sh");
+        shell
+            .arg("-c")
+            .arg(format!("ulimit -n {fds} && exec \"$0\" \"$@\""))
+            .arg(MPC)
+            .args(["serve", "--listen", "127.0.0.1:0"])
+            .args(extra)
+            .env("NO_COLOR", "1")
+            .env_remove("SOCKET_ADDRESS")
+            .stdin(Stdio::null());
+        Relay::start_command(shell)
+    }
+
+    /// Starts a relay from `cmd`, an `mpc serve --listen 127.0.0.1:0 ...` command (or a
+    /// wrapper that execs one).
+    pub fn start_command(cmd: Command) -> Relay {
+        let mut proc = Proc::spawn("relay", cmd);
         proc.wait_for_stderr("listening on http://", Duration::from_secs(10));
         let log = proc.stderr_so_far();
         let at = log.find("listening on http://").expect("listening line") + 13;
@@ -360,6 +406,11 @@ impl Relay {
             );
             std::thread::sleep(Duration::from_millis(20));
         }
+    }
+
+    /// The relay's process id (to read its memory use from /proc).
+    pub fn pid(&self) -> u32 {
+        self.proc.pid()
     }
 
     /// The relay's log so far.
