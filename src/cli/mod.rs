@@ -84,7 +84,8 @@ pub fn describe_chain<'a>(
 pub enum Format {
     /// The result alone, as a Garble literal.
     Text,
-    /// `{"result": ..., "party": ..., "stats": ...}`.
+    /// One JSON object: `result` (Garble's JSON value), `text`, `party`, `stats`,
+    /// `bytes_sent_per_party`.
     Json,
 }
 
