@@ -2,41 +2,17 @@
 //! output mask, nor the evaluator's masked outputs, ever reaches another party. The frames
 //! every party hands its transport are recorded and inspected.
 
-use std::path::Path;
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+mod common;
 
-use bytes::Bytes;
+use std::path::Path;
+use std::time::Duration;
+
+use common::recorder::Recorder;
 use mpc::channel::memory::memory_channels;
-use mpc::channel::{ChannelError, Framed, Phase, Transport, decode_frame};
+use mpc::channel::{Framed, Phase, decode_frame};
 use mpc::engine::preprocess::SourceKind;
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
-
-/// Records every frame (with its receiver) handed to the transport below.
-struct Recorder<T> {
-    inner: T,
-    sent: Mutex<Vec<(usize, Bytes)>>,
-}
-
-impl<T: Transport> Transport for Recorder<T> {
-    async fn send_frame(&self, to: usize, seq: u64, frame: Bytes) -> Result<(), ChannelError> {
-        self.sent
-            .lock()
-            .expect("recorder lock")
-            .push((to, frame.clone()));
-        self.inner.send_frame(to, seq, frame).await
-    }
-
-    async fn recv_frame(
-        &self,
-        from: usize,
-        seq: u64,
-        deadline: Instant,
-    ) -> Result<Option<Bytes>, ChannelError> {
-        self.inner.recv_frame(from, seq, deadline).await
-    }
-}
 
 /// Runs add.garble.rs for 3 parties where only `outputs` learn the result; returns each
 /// party's output and, per receiving party, the phases of the frames sent to it.
@@ -58,13 +34,7 @@ async fn run(
     let mut channels: Vec<Framed<Recorder<_>>> = memory_channels(peers, 3, timeout)
         .into_iter()
         .enumerate()
-        .map(|(me, ch)| {
-            let recorder = Recorder {
-                inner: ch.into_transport(),
-                sent: Mutex::new(Vec::new()),
-            };
-            Framed::new(recorder, me, peers, 3, timeout)
-        })
+        .map(|(me, ch)| Framed::new(Recorder::new(ch.into_transport()), me, peers, 3, timeout))
         .collect();
     let dealer = if with_dealer { channels.pop() } else { None };
     let opts = LocalOptions {
@@ -94,10 +64,10 @@ async fn run(
         .collect();
     let mut received: Vec<Vec<Phase>> = vec![Vec::new(); peers];
     for ch in channels.iter().chain(dealer.iter()) {
-        for (to, frame) in ch.transport().sent.lock().expect("lock").iter() {
-            let view = decode_frame(frame.clone()).expect("a frame");
+        for (to, frame) in ch.transport().sent() {
+            let view = decode_frame(frame).expect("a frame");
             if let Some(phase) = Phase::from_tag(view.phase_tag) {
-                received[*to].push(phase);
+                received[to].push(phase);
             }
         }
     }

@@ -6,14 +6,17 @@
 //! The proxy also captures every message body the relay is given, to show that the relay
 //! learns nothing: no input, no plaintext frame, not even a 16-byte piece of one.
 
+mod common;
+
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
 use std::net::SocketAddr;
 use std::path::Path;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::recorder::Recorder;
 use futures_util::future::join_all;
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
@@ -23,7 +26,7 @@ use hyper::{Request, Response};
 use hyper_util::rt::TokioIo;
 use mpc::channel::relay::RelayTransport;
 use mpc::channel::sealed::{Auth, SealParams, Sealed, Secret};
-use mpc::channel::{ChannelError, FRAME_HEADER, Framed, Phase, Transport, decode_frame};
+use mpc::channel::{FRAME_HEADER, Framed, Phase, decode_frame};
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
 use mpc::relay::{self, RelayConfig};
@@ -314,31 +317,6 @@ async fn start(attack: Attack, from: &str, to: &str, target: u64) -> Setup {
     }
 }
 
-/// Records the plain frames handed to the transport below it (the sealing layer).
-struct Recorder<T> {
-    inner: T,
-    frames: Mutex<Vec<Bytes>>,
-}
-
-impl<T: Transport> Transport for Recorder<T> {
-    async fn send_frame(&self, to: usize, seq: u64, frame: Bytes) -> Result<(), ChannelError> {
-        self.frames
-            .lock()
-            .expect("recorder lock")
-            .push(frame.clone());
-        self.inner.send_frame(to, seq, frame).await
-    }
-
-    async fn recv_frame(
-        &self,
-        from: usize,
-        seq: u64,
-        deadline: Instant,
-    ) -> Result<Option<Bytes>, ChannelError> {
-        self.inner.recv_frame(from, seq, deadline).await
-    }
-}
-
 /// The outcome of one session.
 struct Run {
     /// Each party's output bits, or its error.
@@ -393,10 +371,7 @@ async fn run_session(url: &str, inputs: [&str; 3], auth: &Auth, seal: bool) -> R
         .into_iter()
         .enumerate()
         .map(|(me, s)| {
-            let recorder = Recorder {
-                inner: s.expect("establish sealing"),
-                frames: Mutex::new(Vec::new()),
-            };
+            let recorder = Recorder::new(s.expect("establish sealing"));
             Framed::new(recorder, me, peers, PARTIES, timeout)
         })
         .collect();
@@ -416,7 +391,7 @@ async fn run_session(url: &str, inputs: [&str; 3], auth: &Auth, seal: bool) -> R
     .await;
     let mut plain_frames = Vec::new();
     for ch in channels.iter().chain(dealer.iter()) {
-        plain_frames.extend(ch.transport().frames.lock().expect("lock").iter().cloned());
+        plain_frames.extend(ch.transport().sent().into_iter().map(|(_, frame)| frame));
     }
     Run {
         results: results
