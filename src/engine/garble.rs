@@ -7,10 +7,8 @@
 //! block, side) has its own tweak, so no two pads of a run share an input, and an evaluator
 //! that knows one label of each input learns nothing about the other three rows.
 
-use aes::Aes128;
-use aes::cipher::{BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
-
 use super::PARTY_BITS;
+use super::aes::{Aes, sigma};
 use super::share::Block;
 
 /// The fixed, public AES key of π (any constant works; this one is the first 16 bytes of
@@ -18,14 +16,6 @@ use super::share::Block;
 const FIXED_KEY: [u8; 16] = [
     0xaa, 0x0d, 0xa6, 0x12, 0x65, 0x25, 0x73, 0x79, 0xf2, 0x30, 0x39, 0xc1, 0x32, 0x29, 0xa6, 0xe5,
 ];
-
-/// The linear orthomorphism σ.
-#[inline]
-fn sigma(x: Block) -> Block {
-    let hi = x >> 64;
-    let lo = x & (u64::MAX as u128);
-    ((hi ^ lo) << 64) | hi
-}
 
 // The block number ends above side, u and v.
 const _: () = assert!(64 - 2 * PARTY_BITS >= 3);
@@ -65,8 +55,8 @@ pub struct RowInput {
 
 /// Computes row pads with fixed-key AES, batching many rows per AES call.
 pub struct RowHasher {
-    cipher: Aes128,
-    scratch: Vec<GenericArray<u8, U16>>,
+    cipher: Aes,
+    scratch: Vec<Block>,
     sigmas: Vec<Block>,
 }
 
@@ -80,7 +70,7 @@ impl RowHasher {
     /// A hasher with the fixed key.
     pub fn new() -> Self {
         Self {
-            cipher: Aes128::new(&GenericArray::from(FIXED_KEY)),
+            cipher: Aes::new(FIXED_KEY),
             scratch: Vec::new(),
             sigmas: Vec::new(),
         }
@@ -99,17 +89,17 @@ impl RowHasher {
             for k in 0..blocks {
                 let ta = sa ^ tweak(r.gate, r.garbler, r.u, r.v, k, 0);
                 let tb = sb ^ tweak(r.gate, r.garbler, r.u, r.v, k, 1);
-                self.scratch.push(GenericArray::from(ta.to_le_bytes()));
-                self.scratch.push(GenericArray::from(tb.to_le_bytes()));
+                self.scratch.push(ta);
+                self.scratch.push(tb);
             }
         }
-        self.cipher.encrypt_blocks(&mut self.scratch);
+        self.cipher.encrypt(&mut self.scratch);
         for (i, _) in rows.iter().enumerate() {
             let sa = self.sigmas[2 * i];
             let sb = self.sigmas[2 * i + 1];
             for k in 0..blocks {
-                let ea = u128::from_le_bytes(self.scratch[i * per_row + 2 * k].into());
-                let eb = u128::from_le_bytes(self.scratch[i * per_row + 2 * k + 1].into());
+                let ea = self.scratch[i * per_row + 2 * k];
+                let eb = self.scratch[i * per_row + 2 * k + 1];
                 out[i * blocks + k] = ea ^ sa ^ eb ^ sb;
             }
         }

@@ -1,6 +1,7 @@
 //! The protocol engine: multi-party authenticated garbling (WRK17) as protocol.md specifies.
 //! It knows nothing of HTTP: it drives a [`crate::channel::Channel`].
 
+pub mod aes;
 pub mod garble;
 pub mod preprocess;
 pub mod protocol;

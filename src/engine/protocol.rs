@@ -30,11 +30,12 @@ use garble_lang::register_circuit::{And, Circuit, Inst, Not, Op, Xor};
 use rand::RngCore;
 use subtle::ConstantTimeEq;
 
+use super::aes::Prg;
 use super::garble::{RowHasher, RowInput};
 use super::preprocess::dealer::{DealerRequest, DealerSource};
 use super::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use super::share::{
-    AuthBits, Block, MacDigest, Prg, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks,
+    AuthBits, Block, MacDigest, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks,
 };
 use super::transcript::{self, Transcript};
 use super::{EngineError, MAX_PARTIES, Progress, Stats, exchange};

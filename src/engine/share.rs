@@ -1,12 +1,10 @@
-//! Global keys, authenticated bits and the small primitives every phase uses: a fast PRG,
-//! peer slots, bit packing and MAC digests.
+//! Global keys, authenticated bits and the small primitives every phase uses: peer slots,
+//! bit packing and MAC digests.
 //!
 //! Layout: a party holds, for each authenticated share, its bit plus `2m` blocks (m = n - 1):
 //! first the MACs `M_j[x_i]` towards every other party j, then its keys `K_i[x_j]` on every
 //! other party's share, both in *slot* order (the other parties in increasing index).
 
-use aes::Aes128;
-use aes::cipher::{BlockEncrypt, KeyInit, generic_array::GenericArray};
 use rand::RngCore;
 
 /// A 128-bit block: keys, MACs, labels, global keys.
@@ -57,63 +55,6 @@ impl Slots {
     pub fn others(&self) -> impl Iterator<Item = usize> + use<> {
         let me = self.me;
         (0..self.n).filter(move |&j| j != me)
-    }
-}
-
-/// A pseudo-random generator: AES-128 in counter mode (AES-NI when available).
-pub struct Prg {
-    cipher: Aes128,
-    counter: u128,
-    scratch: Vec<GenericArray<u8, aes::cipher::consts::U16>>,
-}
-
-/// Blocks encrypted per batch, so the AES pipeline stays full.
-const PRG_BATCH: usize = 256;
-
-impl Prg {
-    /// A PRG from a 16-byte seed.
-    pub fn new(seed: [u8; 16]) -> Self {
-        Self {
-            cipher: Aes128::new(&GenericArray::from(seed)),
-            counter: 0,
-            scratch: vec![GenericArray::default(); PRG_BATCH],
-        }
-    }
-
-    /// A PRG seeded from the operating system's randomness.
-    pub fn from_entropy() -> Self {
-        let mut seed = [0u8; 16];
-        rand::rng().fill_bytes(&mut seed);
-        Self::new(seed)
-    }
-
-    /// Fills `out` with pseudo-random blocks.
-    pub fn fill(&mut self, out: &mut [Block]) {
-        for chunk in out.chunks_mut(PRG_BATCH) {
-            let scratch = &mut self.scratch[..chunk.len()];
-            for b in scratch.iter_mut() {
-                *b = GenericArray::from(self.counter.to_le_bytes());
-                self.counter = self.counter.wrapping_add(1);
-            }
-            self.cipher.encrypt_blocks(scratch);
-            for (o, b) in chunk.iter_mut().zip(scratch.iter()) {
-                *o = u128::from_le_bytes((*b).into());
-            }
-        }
-    }
-
-    /// One pseudo-random block.
-    pub fn block(&mut self) -> Block {
-        let mut b = [0];
-        self.fill(&mut b);
-        b[0]
-    }
-
-    /// Appends `count` pseudo-random bits to `out`.
-    pub fn bits(&mut self, count: usize, out: &mut Vec<bool>) {
-        let mut blocks = vec![0u128; count.div_ceil(128)];
-        self.fill(&mut blocks);
-        out.extend((0..count).map(|i| (blocks[i / 128] >> (i % 128)) & 1 == 1));
     }
 }
 
@@ -287,19 +228,6 @@ mod tests {
             assert_eq!(s.slot(*j), slot);
             assert_eq!(s.peer(slot), *j);
         }
-    }
-
-    #[test]
-    fn prg_is_deterministic_and_varied() {
-        let mut a = Prg::new([7; 16]);
-        let mut b = Prg::new([7; 16]);
-        let mut x = vec![0; 1000];
-        let mut y = vec![0; 1000];
-        a.fill(&mut x);
-        b.fill(&mut y[..300]);
-        b.fill(&mut y[300..]);
-        assert_eq!(x, y);
-        assert_ne!(x[0], x[1]);
     }
 
     #[test]

@@ -205,7 +205,7 @@ impl<'a> PairHandshake<'a> {
             .pattern()
             .parse()
             .map_err(|_| internal("unknown Noise pattern"))?;
-        let builder = Builder::new(params)
+        let builder = Builder::with_resolver(params, super::noise_crypto::resolver())
             .prologue(&prologue)
             .map_err(|_| internal("prologue"))?;
         let remote;

@@ -20,6 +20,7 @@
 //! receiving fails with [`ChannelError::Authentication`] naming the sender.
 
 pub mod handshake;
+mod noise_crypto;
 
 use std::fmt;
 use std::path::Path;

@@ -15,8 +15,9 @@ use rand::RngCore;
 
 use super::{ITEMS_PER_AND, Source};
 use crate::channel::{Channel, PeerNames, Phase};
+use crate::engine::aes::Prg;
 use crate::engine::share::{
-    AuthBits, Block, Prg, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks, random_delta,
+    AuthBits, Block, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks, random_delta,
 };
 use crate::engine::transcript::Transcript;
 use crate::engine::{EngineError, MAX_PARTIES, Progress, exchange};

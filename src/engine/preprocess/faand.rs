@@ -59,10 +59,11 @@ use subtle::ConstantTimeEq;
 
 use super::ot::abit::ABits;
 use super::ot::common::{
-    CoinToss, Ctr, Ctx, Tccr, bits_to_bytes, get_bit, offload, read_block, set_bit,
+    CoinToss, Ctx, Tccr, bits_to_bytes, get_bit, offload, read_block, set_bit,
 };
 use super::ot::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
+use crate::engine::aes::Prg;
 use crate::engine::share::{AuthBits, Block, MacDigest};
 use crate::engine::{EngineError, PARTY_BITS};
 
@@ -321,7 +322,7 @@ impl Work {
         let m = self.others.len();
         let big_l = layout.leaky();
         let acc = &self.bufs.acc;
-        let mut chi_stream = Ctr::from_seed32(seed, 2);
+        let mut chi_stream = Prg::from_seed32(seed, 2);
         let mut chi = vec![0u128; TILE];
         let mut h = vec![0u128; TILE];
         let mut combined = Acc::default();
@@ -584,7 +585,7 @@ fn laand_commitment(run_id: &[u8; 32], party: usize, batch: u64, opening: &[u8])
 
 /// A uniformly random permutation of 0..len (Fisher–Yates, exact by rejection) from the coin.
 fn permutation(seed: &[u8; 32], len: usize) -> Vec<u32> {
-    let mut rng = Ctr::from_seed32(seed, 3);
+    let mut rng = Prg::from_seed32(seed, 3);
     let mut words = vec![0u128; 512];
     let mut used = 2 * words.len();
     let mut next = move || {

@@ -20,11 +20,12 @@
 use bytes::Bytes;
 use subtle::ConstantTimeEq;
 
-use super::common::{CoinToss, Ctr, Ctx, get_bit, offload, read_block};
+use super::common::{CoinToss, Ctx, get_bit, offload, read_block};
 use super::extension::PairOt;
 use super::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
+use crate::engine::aes::Prg;
 use crate::engine::share::Block;
 
 /// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
@@ -245,7 +246,7 @@ fn equivocation<C: Channel>(ctx: &Ctx<'_, C>, len: usize) -> Option<(usize, usiz
 #[cfg(feature = "testing")]
 fn challenge(seed: &[u8; 32], row: usize) -> Block {
     let mut chi = vec![0u128; row + 1];
-    Ctr::from_seed32(seed, 1).fill(&mut chi);
+    Prg::from_seed32(seed, 1).fill(&mut chi);
     chi[row]
 }
 
@@ -308,7 +309,7 @@ impl Extension {
     fn combine(&self, seed: &[u8; 32]) -> (Block, Vec<Acc>, Vec<Acc>) {
         let m = self.pairs.len();
         let len = self.ab.len;
-        let mut chi_stream = Ctr::from_seed32(seed, 1);
+        let mut chi_stream = Prg::from_seed32(seed, 1);
         let mut x_tilde = 0u128;
         let mut mac_acc = vec![Acc::default(); m];
         let mut key_acc = vec![Acc::default(); m];

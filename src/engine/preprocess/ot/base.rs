@@ -58,9 +58,10 @@ use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
 use subtle::{Choice, ConditionallySelectable};
 
-use super::common::{Ctr, Ctx, offload};
+use super::common::{Ctx, offload};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
+use crate::engine::aes::Prg;
 use crate::engine::share::Block;
 
 /// Base OTs per ordered pair (κ).
@@ -147,7 +148,7 @@ impl Domain {
 }
 
 /// Draws `count` coins from the party's secret randomness.
-fn coins(rng: &mut Ctr, count: usize) -> Vec<Coin> {
+fn coins(rng: &mut Prg, count: usize) -> Vec<Coin> {
     (0..count)
         .map(|_| {
             let mut blocks = [0u128; 4];
@@ -466,7 +467,7 @@ mod tests {
                     delta,
                     batch: 0,
                     run_id,
-                    rng: Ctr::from_entropy(),
+                    rng: Prg::from_entropy(),
                     transcript: crate::engine::transcript::Transcript::new(&run_id),
                 };
                 let out = run(&mut ctx).await;
@@ -479,7 +480,7 @@ mod tests {
     }
 
     fn random_deltas(n: usize) -> Vec<Block> {
-        let mut rng = Ctr::from_entropy();
+        let mut rng = Prg::from_entropy();
         (0..n).map(|_| rng.block() | 1).collect()
     }
 
@@ -508,7 +509,7 @@ mod tests {
     }
 
     fn fresh(dom: Domain, choices: Block) -> Batch {
-        let mut rng = Ctr::from_entropy();
+        let mut rng = Prg::from_entropy();
         let (rc, sc) = (coins(&mut rng, 2 * KAPPA), coins(&mut rng, 2 * KAPPA));
         direct(dom, choices, &rc, &sc)
     }
@@ -516,7 +517,7 @@ mod tests {
     #[test]
     fn keys_agree_for_every_choice_pattern() {
         let dom = Domain::new(RUN, 1, 0);
-        let mut rng = Ctr::from_entropy();
+        let mut rng = Prg::from_entropy();
         let patterns = [
             0,
             !0,
@@ -565,7 +566,7 @@ mod tests {
     #[test]
     fn unchosen_keys_look_independent() {
         let dom = Domain::new(RUN, 0, 1);
-        let choices = Ctr::from_entropy().block();
+        let choices = Prg::from_entropy().block();
         let Batch {
             sent,
             chosen,
@@ -608,7 +609,7 @@ mod tests {
     fn keys_depend_on_run_index_and_direction() {
         // The same coins for every OT: only the index (and then the run or the direction)
         // tells the OTs apart.
-        let mut rng = Ctr::from_entropy();
+        let mut rng = Prg::from_entropy();
         let (rc, sc) = (coins(&mut rng, 2), coins(&mut rng, 2));
         let rc: Vec<Coin> = rc.iter().cycle().take(2 * KAPPA).copied().collect();
         let sc: Vec<Coin> = sc.iter().cycle().take(2 * KAPPA).copied().collect();
@@ -638,12 +639,12 @@ mod tests {
 
     /// The honest request of a batch with `choices`, and that batch's receiver.
     fn honest_request(choices: Block) -> Receiver {
-        let mut rng = Ctr::from_entropy();
+        let mut rng = Prg::from_entropy();
         Receiver::start(Domain::new(RUN, 1, 0), choices, &coins(&mut rng, 2 * KAPPA))
     }
 
     fn sender_rejects(request: &[u8]) -> String {
-        let coins = coins(&mut Ctr::from_entropy(), 2 * KAPPA);
+        let coins = coins(&mut Prg::from_entropy(), 2 * KAPPA);
         match answer(Domain::new(RUN, 1, 0), request, &coins) {
             Ok(_) => panic!("a bad request was accepted"),
             Err(detail) => detail,
@@ -657,7 +658,7 @@ mod tests {
             answer(
                 Domain::new(RUN, 1, 0),
                 &request,
-                &coins(&mut Ctr::from_entropy(), 2 * KAPPA)
+                &coins(&mut Prg::from_entropy(), 2 * KAPPA)
             )
             .is_ok()
         );
@@ -713,7 +714,7 @@ mod tests {
     fn receiver_rejects_bad_answers_whatever_it_chose() {
         for choices in [0, !0] {
             let receiver = honest_request(choices);
-            let coins = coins(&mut Ctr::from_entropy(), 2 * KAPPA);
+            let coins = coins(&mut Prg::from_entropy(), 2 * KAPPA);
             let answer = answer(Domain::new(RUN, 1, 0), &receiver.request, &coins)
                 .expect("honest request")
                 .msg;

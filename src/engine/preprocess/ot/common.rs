@@ -1,99 +1,14 @@
-//! What every step of the OT-based preprocessing shares: the per-party context, a fast
-//! AES-CTR stream, the fixed-key hash, and coin tossing.
+//! What every step of the OT-based preprocessing shares: the per-party context, the
+//! fixed-key hash, and coin tossing.
 
-use aes::Aes128;
-use aes::cipher::{BlockEncrypt, KeyInit, consts::U16, generic_array::GenericArray};
 use bytes::Bytes;
-use rand::RngCore;
 use subtle::ConstantTimeEq;
 
 use crate::channel::{Channel, PeerNames, Phase};
+use crate::engine::aes::{Aes, Prg, sigma};
 use crate::engine::share::{Block, Slots};
 use crate::engine::transcript::Transcript;
 use crate::engine::{EngineError, exchange};
-
-/// Encrypts blocks in place with AES-128 (the `aes` crate uses AES-NI when available and
-/// pipelines several blocks per call).
-pub fn encrypt_in_place(cipher: &Aes128, blocks: &mut [Block]) {
-    #[cfg(target_endian = "little")]
-    {
-        // SAFETY: GenericArray<u8, U16> is a #[repr(transparent)] wrapper of [u8; 16]: same
-        // size as u128 and weaker alignment, so the cast is valid for the slice's lifetime.
-        // On little-endian targets a u128's memory is its `to_le_bytes`, the byte order used
-        // everywhere in this crate.
-        let view = unsafe {
-            std::slice::from_raw_parts_mut(
-                blocks.as_mut_ptr() as *mut GenericArray<u8, U16>,
-                blocks.len(),
-            )
-        };
-        cipher.encrypt_blocks(view);
-    }
-    #[cfg(not(target_endian = "little"))]
-    {
-        let mut view: Vec<GenericArray<u8, U16>> = blocks
-            .iter()
-            .map(|b| GenericArray::from(b.to_le_bytes()))
-            .collect();
-        cipher.encrypt_blocks(&mut view);
-        for (b, v) in blocks.iter_mut().zip(&view) {
-            *b = u128::from_le_bytes((*v).into());
-        }
-    }
-}
-
-/// AES-128 in counter mode: the PRG that expands base-OT seeds, samples challenges from a
-/// coin-tossed seed, and draws local randomness. Both ends of an OT pair expand the same seed
-/// with it, so its output must never change between versions.
-pub struct Ctr {
-    cipher: Aes128,
-    counter: u128,
-}
-
-impl Ctr {
-    /// A stream from a 16-byte seed.
-    pub fn new(seed: [u8; 16]) -> Self {
-        Self {
-            cipher: Aes128::new(&GenericArray::from(seed)),
-            counter: 0,
-        }
-    }
-
-    /// A stream from a 32-byte value (its first half is the key, the rest a domain tag
-    /// folded into the counter, so that one coin can seed several independent streams).
-    pub fn from_seed32(seed: &[u8; 32], domain: u64) -> Self {
-        let mut key = [0u8; 16];
-        key.copy_from_slice(&seed[..16]);
-        let mut nonce = [0u8; 16];
-        nonce.copy_from_slice(&seed[16..]);
-        let mut c = Self::new(key);
-        c.counter = u128::from_le_bytes(nonce) ^ ((domain as u128) << 64);
-        c
-    }
-
-    /// A stream seeded from the operating system's randomness (secret local values).
-    pub fn from_entropy() -> Self {
-        let mut seed = [0u8; 16];
-        rand::rng().fill_bytes(&mut seed);
-        Self::new(seed)
-    }
-
-    /// Fills `out` with the next blocks of the stream.
-    pub fn fill(&mut self, out: &mut [Block]) {
-        for o in out.iter_mut() {
-            *o = self.counter;
-            self.counter = self.counter.wrapping_add(1);
-        }
-        encrypt_in_place(&self.cipher, out);
-    }
-
-    /// The next block.
-    pub fn block(&mut self) -> Block {
-        let mut b = [0];
-        self.fill(&mut b);
-        b[0]
-    }
-}
 
 /// The fixed, public key of the hash's permutation π. Distinct from the garbling hash's key,
 /// so that preprocessing and garbling never evaluate π on related inputs by construction.
@@ -103,7 +18,7 @@ const TCCR_KEY: [u8; 16] = *b"mpc prep TCCR v1";
 /// `H(x, t) = π(σ(x) ⊕ t) ⊕ σ(x)`, σ(x_L ‖ x_R) = (x_L ⊕ x_R) ‖ x_L. The half-AND and the
 /// leaky-AND check hash keys of the form K and K ⊕ Δ, exactly the correlation it is built for.
 pub struct Tccr {
-    cipher: Aes128,
+    cipher: Aes,
 }
 
 impl Default for Tccr {
@@ -116,7 +31,7 @@ impl Tccr {
     /// The hash with its fixed key.
     pub fn new() -> Self {
         Self {
-            cipher: Aes128::new(&GenericArray::from(TCCR_KEY)),
+            cipher: Aes::new(TCCR_KEY),
         }
     }
 
@@ -125,20 +40,12 @@ impl Tccr {
         scratch.clear();
         scratch.extend(buf.iter().zip(tweaks).map(|(x, t)| sigma(*x) ^ t));
         buf.copy_from_slice(scratch);
-        encrypt_in_place(&self.cipher, buf);
+        self.cipher.encrypt(buf);
         for ((b, s), t) in buf.iter_mut().zip(scratch.iter()).zip(tweaks) {
             // π(σ(x) ⊕ t) ⊕ σ(x) = π(s) ⊕ s ⊕ t.
             *b ^= s ^ t;
         }
     }
-}
-
-/// The linear orthomorphism σ.
-#[inline]
-fn sigma(x: Block) -> Block {
-    let hi = x >> 64;
-    let lo = x & (u64::MAX as u128);
-    ((hi ^ lo) << 64) | hi
 }
 
 /// What one party knows while preprocessing: its channel, position and global key.
@@ -159,7 +66,7 @@ pub struct Ctx<'c, C: Channel> {
     /// commitment and coin toss to it.
     pub run_id: [u8; 32],
     /// Secret local randomness.
-    pub rng: Ctr,
+    pub rng: Prg,
     /// The run id and every coin-toss result so far, compared before the output.
     pub transcript: Transcript,
 }
@@ -375,24 +282,33 @@ pub fn read_block(bytes: &[u8], i: usize) -> Option<Block> {
     Some(u128::from_le_bytes(b))
 }
 
-/// Runs CPU-heavy work on tokio's blocking pool and waits for it without blocking the
-/// async task. Why: the parties of a session are often futures of one task (`mpc run`,
-/// tests); while one party's work runs on a pool thread the others keep running, so the
-/// symmetric steps of all parties use every core. Outside a tokio runtime it runs inline.
+/// Runs CPU-heavy work on its own thread and waits for it without blocking the async task.
+/// Why: the parties of a session are often futures of one task (`mpc run`, tests); while
+/// one party's work runs on its thread the others keep running, so the symmetric steps of
+/// all parties use every core. A thread per call (a few per batch) costs microseconds
+/// against milliseconds of work, and keeps the engine free of any runtime.
 pub async fn offload<T: Send + 'static>(
     work: impl FnOnce() -> T + Send + 'static,
 ) -> Result<T, EngineError> {
-    if tokio::runtime::Handle::try_current().is_err() {
-        return Ok(work());
-    }
-    match tokio::task::spawn_blocking(work).await {
-        Ok(v) => Ok(v),
-        Err(e) => match e.try_into_panic() {
-            Ok(panic) => std::panic::resume_unwind(panic),
-            Err(_) => Err(EngineError::Setup(
-                "the runtime shut down during preprocessing".into(),
-            )),
-        },
+    let (done, result) = futures_channel::oneshot::channel();
+    std::thread::Builder::new()
+        .name("mpc-preprocess".into())
+        .spawn(move || {
+            // The receiver only goes away when the run was dropped; nothing to tell then.
+            let _ = done.send(std::panic::catch_unwind(std::panic::AssertUnwindSafe(work)));
+        })
+        .map_err(|e| {
+            EngineError::Setup(format!(
+                "could not start a preprocessing thread ({e}); the machine is out of threads \
+                 or memory"
+            ))
+        })?;
+    match result.await {
+        Ok(Ok(v)) => Ok(v),
+        Ok(Err(panic)) => std::panic::resume_unwind(panic),
+        Err(_) => Err(EngineError::Setup(
+            "a preprocessing thread ended without its result".into(),
+        )),
     }
 }
 
@@ -418,7 +334,7 @@ mod tests {
             delta: 1,
             batch: 0,
             run_id,
-            rng: Ctr::from_entropy(),
+            rng: Prg::from_entropy(),
             transcript: Transcript::new(&run_id),
         }
     }

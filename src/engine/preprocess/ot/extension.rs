@@ -19,27 +19,28 @@
 //! about the useful bits.
 
 use super::base::{KAPPA, PairSeeds};
-use super::common::{Ctr, read_block};
+use super::common::read_block;
+use crate::engine::aes::Prg;
 use crate::engine::share::Block;
 
 /// The expanded base-OT seeds of one peer, kept for the whole session (every batch
 /// continues the same streams, so base OTs run once).
 pub struct PairOt {
     /// Streams of k_l^0 (this party holds MACs towards the peer).
-    mac0: Vec<Ctr>,
+    mac0: Vec<Prg>,
     /// Streams of k_l^1.
-    mac1: Vec<Ctr>,
+    mac1: Vec<Prg>,
     /// Streams of k_l^{Δ_l} (this party holds keys on the peer's bits).
-    key: Vec<Ctr>,
+    key: Vec<Prg>,
 }
 
 impl PairOt {
     /// Streams from the base-OT seeds.
     pub fn new(seeds: &PairSeeds) -> Self {
         Self {
-            mac0: seeds.sent.iter().map(|k| Ctr::new(k[0])).collect(),
-            mac1: seeds.sent.iter().map(|k| Ctr::new(k[1])).collect(),
-            key: seeds.chosen.iter().map(|k| Ctr::new(*k)).collect(),
+            mac0: seeds.sent.iter().map(|k| Prg::new(k[0])).collect(),
+            mac1: seeds.sent.iter().map(|k| Prg::new(k[1])).collect(),
+            key: seeds.chosen.iter().map(|k| Prg::new(*k)).collect(),
         }
     }
 
@@ -148,7 +149,7 @@ mod tests {
 
     #[test]
     fn transpose_matches_naive() {
-        let mut c = Ctr::new([3; 16]);
+        let mut c = Prg::new([3; 16]);
         let nb = 3;
         let mut cols = vec![0u128; 128 * nb];
         c.fill(&mut cols);

@@ -55,11 +55,12 @@ pub mod gf;
 use std::collections::VecDeque;
 
 use self::abit::ABits;
-use self::common::{Ctr, Ctx};
+use self::common::Ctx;
 use self::extension::PairOt;
 use super::Source;
 use super::faand::{self, Layout, batch_rho, bucket_size};
 use crate::channel::{Channel, PeerNames};
+use crate::engine::aes::Prg;
 use crate::engine::share::{AuthBits, Block, Slots};
 use crate::engine::transcript::Transcript;
 use crate::engine::{EngineError, MAX_PARTIES, Progress};
@@ -213,7 +214,7 @@ impl<'c, C: Channel> OtSource<'c, C> {
             )));
         }
         let max_leaky = max_batch_leaky(slots.m());
-        let mut rng = Ctr::from_entropy();
+        let mut rng = Prg::from_entropy();
         let delta: Block = rng.block() | 1;
         let mut ctx = Ctx {
             ch,
