@@ -20,7 +20,7 @@
 //! header that repeats what the prologue binds:
 //!
 //! ```text
-//! "mpc-seal" | version 2 | mode | from u32 | to u32 | endpoints u32 | parties u32 |
+//! "mpc-seal" | version 3 | mode | from u32 | to u32 | endpoints u32 | parties u32 |
 //! SHA-256(session) | roster hash (32, zero without a roster) | Noise message
 //! ```
 //!
@@ -31,7 +31,7 @@
 //! party that runs without a dealer answering one).
 //!
 //! The result is Noise's Split(): one key per direction, which [`super::Sealed`] uses with
-//! ChaCha20-Poly1305 and the frame number as nonce, as Noise's own transport messages do; we
+//! AES-256-GCM and the frame number as nonce, as Noise's own transport messages do; we
 //! take the raw keys (`risky-raw-split`) only because our frames exceed Noise's 64 KiB
 //! message limit.
 
@@ -47,7 +47,7 @@ use super::super::{ChannelError, FRAME_HEADER, PeerNames, Phase};
 /// First bytes of every key-exchange frame.
 pub const MAGIC: &[u8; 8] = b"mpc-seal";
 /// Version of the scheme described above.
-pub const VERSION: u8 = 2;
+pub const VERSION: u8 = 3;
 /// Length of the plain header before the Noise message.
 const HEADER_LEN: usize = 8 + 1 + 1 + 4 * 4 + 32 + 32;
 /// Largest Noise handshake message (KK's first message with an empty payload is 96 bytes).
@@ -55,7 +55,7 @@ const MAX_NOISE: usize = 256;
 /// Header mode of a refusal.
 const MODE_REFUSAL: u8 = 0xff;
 /// Label at the start of every prologue.
-const PROLOGUE_LABEL: &[u8] = b"mpc sealed channel v2";
+const PROLOGUE_LABEL: &[u8] = b"mpc sealed channel v3";
 /// Domain separation of the pre-shared key derived from a shared secret.
 const PSK_LABEL: &[u8] = b"mpc sealed channel v2: shared secret";
 
