@@ -1,0 +1,285 @@
+//! Steps 1 and 2 of a batch: the half-AND bits, the leaky-AND check's U blocks and the
+//! values H_i the check combines (see the parent module for the protocol). CPU work only:
+//! the driver in the parent module sends what these return.
+
+use bytes::Bytes;
+
+use super::Layout;
+use crate::engine::PARTY_BITS;
+use crate::engine::aes::Prg;
+use crate::engine::preprocess::ot::abit::ABits;
+use crate::engine::preprocess::ot::common::{Tccr, read_block};
+use crate::engine::preprocess::ot::gf::{self, Acc};
+use crate::engine::share::Block;
+
+/// Triples hashed per tile (keeps the scratch buffers in cache).
+const TILE: usize = 1024;
+
+/// Bits of the batch number in a tweak.
+pub(super) const BATCH_BITS: u32 = 48;
+
+/// Bits of the triple index in a tweak.
+pub(super) const TRIPLE_BITS: u32 = 32;
+
+/// Bits of the purpose in a tweak.
+const PURPOSE_BITS: u32 = 128 - BATCH_BITS - TRIPLE_BITS - 2 * PARTY_BITS;
+
+const _: () = assert!(PURPOSE_BITS >= 1);
+
+/// The tweak of hash input `purpose` (0: half AND, 1: leaky-AND check) for triple t of the
+/// pair (sender holds the keys, receiver the MACs), from high to low bits: batch (48 bits),
+/// t (32), sender, receiver ([`PARTY_BITS`] each), purpose (the rest). Every field is
+/// within its width (party indices are below [`crate::engine::MAX_PARTIES`], batches and
+/// triples are checked in [`super::triples`]), so distinct inputs give distinct tweaks.
+#[inline]
+fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> Block {
+    debug_assert!(batch < 1 << BATCH_BITS && (t as u64) < 1 << TRIPLE_BITS);
+    debug_assert!(sender < 1 << PARTY_BITS && receiver < 1 << PARTY_BITS);
+    ((batch as u128) << (128 - BATCH_BITS))
+        | ((t as u128) << (2 * PARTY_BITS + PURPOSE_BITS))
+        | ((sender as u128) << (PARTY_BITS + PURPOSE_BITS))
+        | ((receiver as u128) << PURPOSE_BITS)
+        | purpose as u128
+}
+
+/// Working memory kept from batch to batch (per leaky triple: one block of `acc`, a bit of
+/// `v_bits`; per bucketing difference: m blocks of `keydiffs`). Everything else a batch
+/// needs is recomputed from the aBits when it is used, so the batch's memory is the aBits,
+/// these buffers and the messages in flight.
+#[derive(Debug, Default)]
+pub struct Buffers {
+    acc: Vec<Block>,
+    pub(super) v_bits: Vec<Block>,
+    pub(super) keydiffs: Vec<Block>,
+}
+
+/// What the heavy steps need, moved to the blocking pool and back.
+pub(super) struct Work {
+    pub(super) ab: ABits,
+    pub(super) bufs: Buffers,
+    pub(super) layout: Layout,
+    pub(super) batch: u64,
+    pub(super) me: usize,
+    pub(super) others: Vec<usize>,
+    pub(super) delta: Block,
+}
+
+impl Work {
+    /// Φ_me of leaky triple t: y_me·Δ_me ⊕ ⊕_k (K_me[y_k] ⊕ M_k[y_me]) (recomputed where it
+    /// is used rather than stored: it costs m XORs of data that is read anyway).
+    #[inline]
+    fn phi(&self, t: usize) -> Block {
+        let (ab, y) = (&self.ab, self.layout.y(t));
+        let mut v = if ab.bit(y) { self.delta } else { 0 };
+        for s in 0..self.others.len() {
+            v ^= ab.keys[s][y] ^ ab.macs[s][y];
+        }
+        v
+    }
+
+    /// Per peer the half-AND bits and the U blocks of the leaky-AND check, in one message
+    /// written in place.
+    pub(super) fn sender(&mut self) -> Vec<Bytes> {
+        let (layout, delta, me) = (self.layout, self.delta, self.me);
+        let big_l = layout.leaky();
+        let nbytes = big_l.div_ceil(8);
+        let mut v_bits = std::mem::take(&mut self.bufs.v_bits);
+        let mut acc = std::mem::take(&mut self.bufs.acc);
+        v_bits.clear();
+        v_bits.resize(big_l.div_ceil(128), 0);
+        acc.clear();
+        acc.resize(big_l, 0);
+        let tccr = Tccr::new();
+        let mut buf = Vec::with_capacity(4 * TILE);
+        let mut tweaks = Vec::with_capacity(4 * TILE);
+        let mut scratch = Vec::new();
+        let mut msgs = Vec::with_capacity(self.others.len());
+        let ab = &self.ab;
+        for (s, &j) in self.others.iter().enumerate() {
+            // Half-AND bits first, then the U blocks.
+            let mut msg = vec![0u8; nbytes];
+            msg.reserve_exact(16 * big_l);
+            for start in (0..big_l).step_by(TILE) {
+                let end = (start + TILE).min(big_l);
+                buf.clear();
+                tweaks.clear();
+                for t in start..end {
+                    let k = ab.keys[s][layout.x(t)];
+                    let (th, tl) = (
+                        tweak(self.batch, t, me, j, 0),
+                        tweak(self.batch, t, me, j, 1),
+                    );
+                    buf.extend_from_slice(&[k, k ^ delta, k, k ^ delta]);
+                    tweaks.extend_from_slice(&[th, th, tl, tl]);
+                }
+                tccr.hash(&mut buf, &tweaks, &mut scratch);
+                for (i, t) in (start..end).enumerate() {
+                    let h = &buf[4 * i..4 * i + 4];
+                    let h0 = h[0] & 1 == 1;
+                    let bit = h0 ^ (h[1] & 1 == 1) ^ ab.bit(layout.y(t));
+                    msg[t / 8] |= u8::from(bit) << (t % 8);
+                    if h0 {
+                        v_bits[t / 128] ^= 1 << (t % 128);
+                    }
+                    acc[t] ^= h[2];
+                    msg.extend_from_slice(&(h[2] ^ h[3] ^ self.phi(t)).to_le_bytes());
+                }
+            }
+            msgs.push(Bytes::from(msg));
+        }
+        self.bufs.v_bits = v_bits;
+        self.bufs.acc = acc;
+        msgs
+    }
+
+    /// The peers' half-AND bits and U blocks (length-checked) into the shares.
+    pub(super) fn receiver(&mut self, received: &[Bytes]) {
+        let (ab, layout, me) = (&self.ab, self.layout, self.me);
+        let big_l = layout.leaky();
+        let nbytes = big_l.div_ceil(8);
+        let (v_bits, acc) = (&mut self.bufs.v_bits, &mut self.bufs.acc);
+        let tccr = Tccr::new();
+        let mut buf = Vec::with_capacity(2 * TILE);
+        let mut tweaks = Vec::with_capacity(2 * TILE);
+        let mut scratch = Vec::new();
+        for (s, msg) in received.iter().enumerate() {
+            let j = self.others[s];
+            let (ha, us) = msg.split_at(nbytes);
+            for start in (0..big_l).step_by(TILE) {
+                let end = (start + TILE).min(big_l);
+                buf.clear();
+                tweaks.clear();
+                for t in start..end {
+                    let mac = ab.macs[s][layout.x(t)];
+                    buf.extend_from_slice(&[mac, mac]);
+                    tweaks.extend_from_slice(&[
+                        tweak(self.batch, t, j, me, 0),
+                        tweak(self.batch, t, j, me, 1),
+                    ]);
+                }
+                tccr.hash(&mut buf, &tweaks, &mut scratch);
+                for (i, t) in (start..end).enumerate() {
+                    let mut bit = buf[2 * i] & 1 == 1;
+                    let mut g = buf[2 * i + 1];
+                    if ab.bit(layout.x(t)) {
+                        bit ^= (ha[t / 8] >> (t % 8)) & 1 == 1;
+                        g ^= read_block(us, t).unwrap_or(0);
+                    }
+                    if bit {
+                        v_bits[t / 128] ^= 1 << (t % 128);
+                    }
+                    acc[t] ^= g;
+                }
+            }
+        }
+    }
+
+    /// H_me of every triple, combined with the challenges drawn from `seed`.
+    pub(super) fn h_bar(&self, seed: &[u8; 32]) -> Block {
+        let (ab, layout, delta) = (&self.ab, self.layout, self.delta);
+        let m = self.others.len();
+        let big_l = layout.leaky();
+        let acc = &self.bufs.acc;
+        let mut chi_stream = Prg::from_seed32(seed, 2);
+        let mut chi = vec![0u128; TILE];
+        let mut h = vec![0u128; TILE];
+        let mut combined = Acc::default();
+        for start in (0..big_l).step_by(TILE) {
+            let end = (start + TILE).min(big_l);
+            let n = end - start;
+            chi_stream.fill(&mut chi[..n]);
+            for (i, t) in (start..end).enumerate() {
+                let r = layout.r(t);
+                let mut v = acc[t];
+                if ab.bit(r) {
+                    v ^= delta;
+                }
+                if ab.bit(layout.x(t)) {
+                    v ^= self.phi(t);
+                }
+                for s in 0..m {
+                    v ^= ab.keys[s][r] ^ ab.macs[s][r];
+                }
+                h[i] = v;
+            }
+            combined.merge(gf::inner_product(&chi[..n], &h[..n]));
+        }
+        combined.reduce()
+    }
+}
+
+/// The commitment of `party` to its opening (H̄ and a nonce, 32 bytes) of the leaky AND
+/// check of batch `batch` of run `run_id`.
+pub(super) fn laand_commitment(
+    run_id: &[u8; 32],
+    party: usize,
+    batch: u64,
+    opening: &[u8],
+) -> [u8; 32] {
+    let mut h = blake3::Hasher::new();
+    h.update(b"mpc leaky AND commitment v2");
+    h.update(run_id);
+    h.update(&(party as u64).to_le_bytes());
+    h.update(&batch.to_le_bytes());
+    h.update(opening);
+    *h.finalize().as_bytes()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::collections::HashSet;
+
+    use super::*;
+    use crate::engine::MAX_PARTIES;
+
+    #[test]
+    fn leaky_and_commitments_bind_run_party_and_batch() {
+        let opening = [3u8; 32];
+        let c = laand_commitment(&[1; 32], 1, 0, &opening);
+        assert_eq!(c, laand_commitment(&[1; 32], 1, 0, &opening));
+        assert_ne!(c, laand_commitment(&[2; 32], 1, 0, &opening));
+        assert_ne!(c, laand_commitment(&[1; 32], 2, 0, &opening));
+        assert_ne!(c, laand_commitment(&[1; 32], 1, 1, &opening));
+    }
+
+    /// Reads the fields back out of a tweak.
+    fn fields(t: Block) -> (u64, usize, usize, usize, u8) {
+        let mask = |bits: u32| (1u128 << bits) - 1;
+        (
+            (t >> (128 - BATCH_BITS)) as u64,
+            ((t >> (2 * PARTY_BITS + PURPOSE_BITS)) & mask(TRIPLE_BITS)) as usize,
+            ((t >> (PARTY_BITS + PURPOSE_BITS)) & mask(PARTY_BITS)) as usize,
+            ((t >> PURPOSE_BITS) & mask(PARTY_BITS)) as usize,
+            (t & mask(PURPOSE_BITS)) as u8,
+        )
+    }
+
+    #[test]
+    fn tweaks_are_injective_up_to_the_limits() {
+        let batches = [0u64, 1, 2, (1 << BATCH_BITS) - 1];
+        let triples = [0usize, 1, 2, 1 << 20, (1 << TRIPLE_BITS) - 1];
+        let parties = [
+            0usize,
+            1,
+            2,
+            MAX_PARTIES - 2,
+            MAX_PARTIES - 1,
+            (1 << PARTY_BITS) - 1,
+        ];
+        let mut seen = HashSet::new();
+        for &batch in &batches {
+            for &t in &triples {
+                for &sender in &parties {
+                    for &receiver in &parties {
+                        for purpose in [0u8, 1] {
+                            let tw = tweak(batch, t, sender, receiver, purpose);
+                            // Each field reads back, so no two inputs share the tweak.
+                            assert_eq!(fields(tw), (batch, t, sender, receiver, purpose));
+                            assert!(seen.insert(tw));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
