@@ -27,6 +27,8 @@ PROGRAMS = os.path.join(ROOT, "programs")
 REPEAT = int(os.environ.get("BENCH_REPEAT", "3"))
 # BENCH_ONLY=AES,SHA runs only the cases whose name contains one of these words.
 ONLY = [w for w in os.environ.get("BENCH_ONLY", "").split(",") if w]
+# BENCH_DEALER=without (or with) runs only the cases without (with) a dealer.
+DEALER = {"with": (True,), "without": (False,)}.get(os.environ.get("BENCH_DEALER", ""), (True, False))
 
 
 def export_bristol(program, path):
@@ -209,7 +211,7 @@ def bench(tmp):
     print("B/AND/party = bytes each party sent per AND gate; RSS/party = peak resident memory of")
     print("each party's process (memory: one process for all parties, divided by n); "
           f"{os.cpu_count()} cores")
-    for dealer in (True, False):
+    for dealer in DEALER:
         for name, program, inputs in cases:
             run_memory(name, program, inputs, dealer)
     port = free_port()
@@ -223,7 +225,7 @@ def bench(tmp):
                 break
             except OSError:
                 time.sleep(0.05)
-        for dealer in (True, False):
+        for dealer in DEALER:
             for name, program, inputs in cases:
                 run_relay(name, program, inputs, url, dealer)
         if not ONLY:
