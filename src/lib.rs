@@ -9,6 +9,7 @@ pub mod cheat;
 pub mod cli;
 pub mod engine;
 pub mod local;
+pub mod net;
 pub mod program;
 pub mod progress;
 pub mod relay;

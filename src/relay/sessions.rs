@@ -8,6 +8,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+use crate::net::reply::shorten;
+
 /// Bookkeeping charged against the total budget for every queued message, on top of its
 /// payload: its queue slot (sequence number and handle, with the queue's spare capacity)
 /// and the allocator's header and rounding of its own copy of the body.
@@ -72,17 +74,6 @@ impl fmt::Display for Seat {
             Seat::Party(n) => write!(f, "{n}"),
             Seat::Dealer => f.write_str("dealer"),
         }
-    }
-}
-
-/// Cuts a client-supplied string for echoing it in an error message.
-pub fn shorten(raw: &str) -> String {
-    const MAX: usize = 64;
-    if raw.chars().count() <= MAX {
-        raw.to_string()
-    } else {
-        let cut: String = raw.chars().take(MAX).collect();
-        format!("{cut}...")
     }
 }
 
@@ -194,30 +185,6 @@ pub enum SendOutcome {
     Queued(u64),
     /// A retry of a message already queued (or delivered): ignored.
     Duplicate(u64),
-}
-
-/// The sequence check done before reading a message body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeqStatus {
-    /// The number expected next (or no number given).
-    Next,
-    /// Already received.
-    Duplicate,
-    /// Beyond the next expected number.
-    Gap {
-        /// The number expected next.
-        expected: u64,
-    },
-}
-
-/// Checks `seq` against the number expected next on a pair.
-pub fn seq_status(seq: Option<u64>, next: u64) -> SeqStatus {
-    match seq {
-        None => SeqStatus::Next,
-        Some(n) if n < next => SeqStatus::Duplicate,
-        Some(n) if n == next => SeqStatus::Next,
-        Some(_) => SeqStatus::Gap { expected: next },
-    }
 }
 
 /// A JSON description of a session, for `GET /sessions` and `GET /sessions/{session}`.

@@ -35,7 +35,7 @@ pub async fn start(config: RelayConfig) -> InProcRelay {
 
 /// An HTTP client without proxies.
 pub fn http() -> Client {
-    mpc::relay::tls::install_crypto_provider();
+    mpc::net::tls::install_crypto_provider();
     Client::builder().no_proxy().build().expect("HTTP client")
 }
 

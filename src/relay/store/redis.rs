@@ -24,12 +24,14 @@ use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::Value;
 
 use super::{DeleteAccess, Store, StoreContext};
+use crate::net::mailbox::Admission;
+use crate::net::reply::shorten;
 use crate::relay::budget::Reservation;
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, Refusal, Seat, SendOutcome, SeqStatus, SessionInfo, TokenDigest,
-    gap_refusal, human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id,
-    seat_refusal, shorten, taken_refusal,
+    Closed, JoinRequest, Joined, Refusal, Seat, SendOutcome, SessionInfo, TokenDigest, gap_refusal,
+    human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id, seat_refusal,
+    taken_refusal,
 };
 
 /// The operations, run atomically in Redis.
@@ -483,7 +485,7 @@ impl Store for RedisStore {
         to: Seat,
         seq: Option<u64>,
         token: Option<TokenDigest>,
-    ) -> Result<SeqStatus, Refusal> {
+    ) -> Result<Admission, Refusal> {
         let seq_arg = seq.map(|s| s.to_string()).unwrap_or_default();
         let epoch = random_id();
         let a = self
@@ -501,14 +503,14 @@ impl Store for RedisStore {
             .await?;
         self.created(session, &a).await;
         if a.err() == Some("gap") {
-            return Ok(SeqStatus::Gap {
+            return Ok(Admission::Gap {
                 expected: int(&a.json, "expected").unwrap_or(0),
             });
         }
         let a = self.check(session, a)?;
         Ok(match a.json.get("status").and_then(Value::as_str) {
-            Some("duplicate") => SeqStatus::Duplicate,
-            _ => SeqStatus::Next,
+            Some("duplicate") => Admission::Duplicate,
+            _ => Admission::Next,
         })
     }
 

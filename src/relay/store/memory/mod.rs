@@ -16,13 +16,14 @@ use hyper::StatusCode;
 use tokio::sync::Notify;
 
 use super::{DeleteAccess, Store, StoreContext};
+use crate::net::mailbox::{Admission, admit};
+use crate::net::reply::shorten;
 use crate::relay::budget::{Budget, Reservation};
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
     Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, SEAT_OVERHEAD, SESSION_OVERHEAD, Seat,
-    SendOutcome, SeqStatus, SessionInfo, TokenDigest, gap_refusal, human_bytes,
-    lost_session_refusal, needs_token, parties_refusal, random_id, seat_refusal, seq_status,
-    shorten, taken_refusal,
+    SendOutcome, SessionInfo, TokenDigest, gap_refusal, human_bytes, lost_session_refusal,
+    needs_token, parties_refusal, random_id, seat_refusal, taken_refusal,
 };
 
 mod state;
@@ -257,13 +258,13 @@ impl MemoryStore {
         while inner
             .pairs
             .get(&(from, to))
-            .and_then(|p| p.queue.front())
+            .and_then(|p| p.mailbox.front())
             .is_some_and(|(n, _)| *n < seq)
         {
             inner.pop_front((from, to), budget);
         }
         let (front, next) = match inner.pairs.get(&(from, to)) {
-            Some(pair) => (pair.queue.front().cloned(), pair.next_seq),
+            Some(pair) => (pair.mailbox.front().cloned(), pair.mailbox.next_seq()),
             None => (None, 0),
         };
         if let Some((n, msg)) = front
@@ -433,7 +434,7 @@ impl Store for MemoryStore {
         to: Seat,
         seq: Option<u64>,
         token: Option<TokenDigest>,
-    ) -> Result<SeqStatus, Refusal> {
+    ) -> Result<Admission, Refusal> {
         self.with_session(session, |s, inner| {
             inner.check_seat(&s.name, from)?;
             inner.check_seat(&s.name, to)?;
@@ -441,8 +442,11 @@ impl Store for MemoryStore {
             if let Some(info) = inner.seats.get_mut(&from) {
                 info.last_seen = Instant::now();
             }
-            let next = inner.pairs.get(&(from, to)).map_or(0, |p| p.next_seq);
-            Ok(seq_status(seq, next))
+            let next = inner
+                .pairs
+                .get(&(from, to))
+                .map_or(0, |p| p.mailbox.next_seq());
+            Ok(admit(seq, next))
         })
     }
 
@@ -463,15 +467,21 @@ impl Store for MemoryStore {
         let mut body = Some(body);
         let outcome = self.with_session(session, |s, inner| {
             inner.authorize(&s.name, from, token.as_ref(), "sending in its name")?;
-            let next = inner.pairs.get(&(from, to)).map_or(0, |p| p.next_seq);
-            match seq_status(seq, next) {
-                SeqStatus::Duplicate => return Ok(SendOutcome::Duplicate(seq.unwrap_or(next))),
-                SeqStatus::Gap { expected } => {
+            let next = inner
+                .pairs
+                .get(&(from, to))
+                .map_or(0, |p| p.mailbox.next_seq());
+            match admit(seq, next) {
+                Admission::Duplicate => return Ok(SendOutcome::Duplicate(seq.unwrap_or(next))),
+                Admission::Gap { expected } => {
                     return Err(gap_refusal(from, to, seq.unwrap_or(0), expected));
                 }
-                SeqStatus::Next => {}
+                Admission::Next => {}
             }
-            let queued = inner.pairs.get(&(from, to)).map_or(0, |p| p.bytes);
+            let queued = inner
+                .pairs
+                .get(&(from, to))
+                .map_or(0, |p| p.mailbox.bytes());
             if queued + len > limits.max_queue {
                 return Err(Refusal::new(
                     StatusCode::TOO_MANY_REQUESTS,
@@ -517,10 +527,7 @@ impl Store for MemoryStore {
                     "internal error: mailbox vanished",
                 ));
             };
-            let n = pair.next_seq;
-            pair.next_seq += 1;
-            pair.bytes += len;
-            pair.queue.push_back((n, body));
+            let n = pair.mailbox.push(body);
             pair.notify.notify_waiters();
             Ok(SendOutcome::Queued(n))
         })?;
