@@ -45,3 +45,16 @@ pub async fn answer(resp: reqwest::Response) -> (StatusCode, String) {
     let body = resp.text().await.expect("response body");
     (status, body)
 }
+
+/// Sends `req` and asserts that the relay refuses it with `status` and says why (`what`
+/// names the attempt in the failure); returns the relay's explanation.
+pub async fn assert_refused(
+    status: StatusCode,
+    what: &str,
+    req: reqwest::RequestBuilder,
+) -> String {
+    let (got, body) = answer(req.send().await.expect(what)).await;
+    assert_eq!(got, status, "{what}: {body}");
+    assert!(!body.trim().is_empty(), "{what}: empty body");
+    body
+}
