@@ -75,7 +75,7 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     channels: Vec<C>,
     dealer_channel: Option<D>,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
-    let (results, dealt) = run_local_each(
+    let (results, dealt) = run_each(
         circuit,
         program_hash,
         inputs,
@@ -110,9 +110,33 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     }
 }
 
-/// Runs every endpoint and returns each party's own result and the dealer's, so that tests
-/// can check that no party ever accepts a wrong output.
+/// Test only (feature `testing`): runs every endpoint and returns each party's own result
+/// and the dealer's, so that tests can check that no party ever accepts a wrong output.
+#[cfg(feature = "testing")]
 pub async fn run_local_each<C: Channel, D: Channel>(
+    circuit: &Circuit,
+    program_hash: [u8; 32],
+    inputs: &[Vec<bool>],
+    opts: &LocalOptions,
+    channels: Vec<C>,
+    dealer_channel: Option<D>,
+) -> (
+    Vec<Result<Option<PartyOutcome>, EngineError>>,
+    Result<(), EngineError>,
+) {
+    run_each(
+        circuit,
+        program_hash,
+        inputs,
+        opts,
+        channels,
+        dealer_channel,
+    )
+    .await
+}
+
+/// Runs every endpoint; each party's own result and the dealer's.
+async fn run_each<C: Channel, D: Channel>(
     circuit: &Circuit,
     program_hash: [u8; 32],
     inputs: &[Vec<bool>],
