@@ -26,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::RelayState;
 use super::metrics::ProcessFigures;
 use super::sessions::{
-    JoinRequest, MESSAGE_OVERHEAD, Refusal, Seat, SendOutcome, TokenDigest, gap_refusal,
+    JoinRequest, MESSAGE_OVERHEAD, Refusal, Refused, Seat, SendOutcome, TokenDigest, gap_refusal,
     human_bytes,
 };
 use super::store::{DeleteAccess, Store};
@@ -88,7 +88,7 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
             Err(refusal) => Err(refusal),
         },
         _ => Err(Refusal::new(
-            StatusCode::NOT_FOUND,
+            Refused::NotFound,
             format!(
                 "unknown route: {method} {}; the relay serves PUT /join/{{session}}/{{party}}, \
                  GET /participants/{{session}}, POST /send/{{session}}/{{from}}/{{to}}, \
@@ -101,12 +101,13 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
     let mut reply = match result {
         Ok(reply) => reply,
         Err(refusal) => {
-            state.metrics.refused(refusal.status.as_u16());
-            if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+            let status = status_of(refusal.kind);
+            state.metrics.refused(status.as_u16());
+            if status == StatusCode::SERVICE_UNAVAILABLE {
                 tracing::debug!("{method} {}: {}", shorten(&path), refusal.message);
             }
-            let mut reply = text(refusal.status, &refusal.message);
-            if refusal.status == StatusCode::METHOD_NOT_ALLOWED
+            let mut reply = text(status, &refusal.message);
+            if status == StatusCode::METHOD_NOT_ALLOWED
                 && let Some(allow) = allowed(&segments)
             {
                 reply
@@ -125,6 +126,23 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
         reply.headers_mut().insert(INSTANCE_HEADER, instance);
     }
     reply
+}
+
+/// The status that answers a refusal: the one place where refusals become HTTP.
+fn status_of(kind: Refused) -> StatusCode {
+    match kind {
+        Refused::Invalid => StatusCode::BAD_REQUEST,
+        Refused::Forbidden => StatusCode::FORBIDDEN,
+        Refused::NotFound => StatusCode::NOT_FOUND,
+        Refused::Method => StatusCode::METHOD_NOT_ALLOWED,
+        Refused::Conflict => StatusCode::CONFLICT,
+        Refused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Refused::Stalled => StatusCode::REQUEST_TIMEOUT,
+        Refused::Busy => StatusCode::TOO_MANY_REQUESTS,
+        Refused::Gone => StatusCode::GONE,
+        Refused::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// The methods a known route accepts, for the `Allow` header.
@@ -147,7 +165,7 @@ fn only(method: &Method, allowed: &[Method]) -> Result<(), Refusal> {
     }
     let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
     Err(Refusal::new(
-        StatusCode::METHOD_NOT_ALLOWED,
+        Refused::Method,
         format!(
             "method {method} is not allowed here; use {}",
             names.join(" or ")
@@ -156,7 +174,7 @@ fn only(method: &Method, allowed: &[Method]) -> Result<(), Refusal> {
 }
 
 fn bad_request(why: impl Into<String>) -> Refusal {
-    Refusal::new(StatusCode::BAD_REQUEST, why)
+    Refusal::new(Refused::Invalid, why)
 }
 
 fn session_name(raw: &str) -> Result<String, Refusal> {
@@ -318,7 +336,7 @@ async fn list(state: &RelayState, headers: &HeaderMap) -> Result<Reply, Refusal>
             "the session list is only served to the relay's operator: start the relay with \
              --admin-token and send it as authorization: Bearer TOKEN"
         };
-        return Err(Refusal::new(StatusCode::FORBIDDEN, why));
+        return Err(Refusal::new(Refused::Forbidden, why));
     }
     Ok(json(&state.store.list().await?))
 }
@@ -327,7 +345,7 @@ async fn detail(state: &RelayState, name: &str) -> Result<Reply, Refusal> {
     match state.store.detail(name).await? {
         Some(info) => Ok(json(&info)),
         None => Err(Refusal::new(
-            StatusCode::NOT_FOUND,
+            Refused::NotFound,
             format!("unknown session '{}'", shorten(name)),
         )),
     }
@@ -345,7 +363,7 @@ async fn delete(state: &RelayState, headers: &HeaderMap, name: &str) -> Result<R
         ))
     } else {
         Err(Refusal::new(
-            StatusCode::NOT_FOUND,
+            Refused::NotFound,
             format!("unknown session '{}'", shorten(name)),
         ))
     }
@@ -419,7 +437,7 @@ async fn send(
     let body = req.into_body();
     let too_large = || {
         Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+            Refused::TooLarge,
             format!(
                 "message too large: the relay accepts at most {} per message",
                 human_bytes(config.max_message)
@@ -468,7 +486,7 @@ async fn send(
             Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
             Err(Stalled(after)) => {
                 return Err(Refusal::new(
-                    StatusCode::REQUEST_TIMEOUT,
+                    Refused::Stalled,
                     format!(
                         "the message body stalled: no data for {} s",
                         after.as_secs_f64()

@@ -18,7 +18,6 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::StatusCode;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::Value;
@@ -29,9 +28,9 @@ use crate::net::reply::shorten;
 use crate::relay::budget::Reservation;
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, Refusal, Seat, SendOutcome, SessionInfo, TokenDigest, gap_refusal,
-    human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id, seat_refusal,
-    taken_refusal,
+    Closed, JoinRequest, Joined, Refusal, Refused, Seat, SendOutcome, SessionInfo, TokenDigest,
+    gap_refusal, human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id,
+    seat_refusal, taken_refusal,
 };
 
 /// The operations, run atomically in Redis.
@@ -230,7 +229,7 @@ impl RedisStore {
                     .refusal(session)
             }
             "forbidden" => Refusal::new(
-                StatusCode::FORBIDDEN,
+                Refused::Forbidden,
                 format!(
                     "only a client holding a seat of session '{}' (its x-mpc-token) or the \
                      relay's operator (authorization: Bearer ADMIN-TOKEN) may delete it",
@@ -238,15 +237,15 @@ impl RedisStore {
                 ),
             ),
             "reclaimed" => Refusal::new(
-                StatusCode::GONE,
+                Refused::Gone,
                 "lost: its seat was reclaimed by a new client",
             ),
             "delivered" => Refusal::new(
-                StatusCode::CONFLICT,
+                Refused::Conflict,
                 "this message was already delivered and removed",
             ),
             "queue_limit" => Refusal::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                Refused::Busy,
                 format!(
                     "queue limit: the queue holds {} (limit {}); retry later",
                     human_bytes(int(j, "queued").unwrap_or(0) as usize),
@@ -254,7 +253,7 @@ impl RedisStore {
                 ),
             ),
             "session_limit" => Refusal::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                Refused::Busy,
                 format!(
                     "session limit: session '{}' holds {} (limit {}); retry later",
                     shorten(session),
@@ -586,7 +585,7 @@ impl Store for RedisStore {
             .await?;
         if a.err() == Some("no_message") {
             return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
+                Refused::Invalid,
                 format!(
                     "no message queued from {} to {} in session '{}'",
                     from.describe(),
@@ -638,7 +637,7 @@ impl Store for RedisStore {
             match a.err() {
                 Some("reclaimed") => {
                     return Err(Refusal::new(
-                        StatusCode::GONE,
+                        Refused::Gone,
                         format!(
                             "{} lost: its seat was reclaimed by a new client",
                             from.describe()
@@ -647,7 +646,7 @@ impl Store for RedisStore {
                 }
                 Some("delivered") => {
                     return Err(Refusal::new(
-                        StatusCode::CONFLICT,
+                        Refused::Conflict,
                         format!(
                             "message {seq} from {} to {} was already delivered and removed",
                             from.describe(),
@@ -667,7 +666,7 @@ impl Store for RedisStore {
                         );
                     }
                     return Err(Refusal::new(
-                        StatusCode::GONE,
+                        Refused::Gone,
                         format!(
                             "{} lost: no contact for {:.1} s",
                             from.describe(),

@@ -12,7 +12,6 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::StatusCode;
 use tokio::sync::Notify;
 
 use super::{DeleteAccess, Store, StoreContext};
@@ -21,8 +20,8 @@ use crate::net::reply::shorten;
 use crate::relay::budget::{Budget, Reservation};
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, SEAT_OVERHEAD, SESSION_OVERHEAD, Seat,
-    SendOutcome, SessionInfo, TokenDigest, gap_refusal, human_bytes, lost_session_refusal,
+    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, Refused, SEAT_OVERHEAD, SESSION_OVERHEAD,
+    Seat, SendOutcome, SessionInfo, TokenDigest, gap_refusal, human_bytes, lost_session_refusal,
     needs_token, parties_refusal, random_id, seat_refusal, taken_refusal,
 };
 
@@ -98,7 +97,7 @@ impl MemoryStore {
             return op(&session, &mut inner);
         }
         Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            Refused::Unavailable,
             format!(
                 "session '{}' keeps being closed; retry later",
                 shorten(name)
@@ -245,7 +244,7 @@ impl MemoryStore {
             match *known_generation {
                 Some(known) if known != info.generation => {
                     return Err(Refusal::new(
-                        StatusCode::GONE,
+                        Refused::Gone,
                         format!(
                             "{} lost: its seat was reclaimed by a new client",
                             from.describe()
@@ -276,7 +275,7 @@ impl MemoryStore {
         if seq < next {
             // Sent but no longer queued: taken by a receive without sequence number.
             return Err(Refusal::new(
-                StatusCode::CONFLICT,
+                Refused::Conflict,
                 format!(
                     "message {seq} from {} to {} was already delivered and removed",
                     from.describe(),
@@ -302,7 +301,7 @@ impl MemoryStore {
                     );
                 }
                 return Err(Refusal::new(
-                    StatusCode::GONE,
+                    Refused::Gone,
                     format!(
                         "{} lost: no contact for {:.1} s",
                         from.describe(),
@@ -411,7 +410,7 @@ impl Store for MemoryStore {
             });
             if !holder {
                 return Err(Refusal::new(
-                    StatusCode::FORBIDDEN,
+                    Refused::Forbidden,
                     format!(
                         "only a client holding a seat of session '{}' (its x-mpc-token) or the \
                          relay's operator (authorization: Bearer ADMIN-TOKEN) may delete it",
@@ -484,7 +483,7 @@ impl Store for MemoryStore {
                 .map_or(0, |p| p.mailbox.bytes());
             if queued + len > limits.max_queue {
                 return Err(Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                    Refused::Busy,
                     format!(
                         "queue limit: the queue from {} to {} holds {} (limit {}); retry later",
                         from.describe(),
@@ -496,7 +495,7 @@ impl Store for MemoryStore {
             }
             if inner.queued_bytes + len > limits.max_session {
                 return Err(Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                    Refused::Busy,
                     format!(
                         "session limit: session '{}' holds {} (limit {}); retry later",
                         shorten(&s.name),
@@ -514,7 +513,7 @@ impl Store for MemoryStore {
             }
             let (Some(charge), Some(body)) = (charge.take(), body.take()) else {
                 return Err(Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    Refused::Unavailable,
                     "internal error: message used twice; retry",
                 ));
             };
@@ -523,7 +522,7 @@ impl Store for MemoryStore {
             inner.queued_messages += 1;
             let Some(pair) = inner.pairs.get_mut(&(from, to)) else {
                 return Err(Refusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Refused::Internal,
                     "internal error: mailbox vanished",
                 ));
             };
@@ -547,7 +546,7 @@ impl Store for MemoryStore {
         let budget = self.budget();
         let no_message = || {
             Refusal::new(
-                StatusCode::BAD_REQUEST,
+                Refused::Invalid,
                 format!(
                     "no message queued from {} to {} in session '{}'",
                     from.describe(),
@@ -560,7 +559,7 @@ impl Store for MemoryStore {
         let mut inner = s.lock();
         if let Some(closed) = inner.closed {
             return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
+                Refused::Invalid,
                 closed.refusal(session).message,
             ));
         }
