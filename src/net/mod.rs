@@ -12,13 +12,13 @@
 //! - [`mailbox`]: per-pair sequence admission and ordered queues, without any I/O;
 //! - [`headers`]: the header names of the relay's HTTP interface, for both ends.
 
-pub mod body;
+pub(crate) mod body;
 pub mod client;
-pub mod connections;
-pub mod headers;
-pub mod mailbox;
-pub mod reply;
-pub mod server;
+pub(crate) mod connections;
+pub(crate) mod headers;
+pub(crate) mod mailbox;
+pub(crate) mod reply;
+pub(crate) mod server;
 pub mod tls;
 
 use std::error::Error as StdError;

@@ -14,9 +14,9 @@
 //! Every session has its own (std) mutex, held only for short, non-async critical sections;
 //! waiting receivers are woken through a [`tokio::sync::Notify`] per ordered pair.
 
-pub mod budget;
-pub mod metrics;
-pub mod routes;
+pub(crate) mod budget;
+pub(crate) mod metrics;
+pub(crate) mod routes;
 pub mod sessions;
 pub mod store;
 
