@@ -39,7 +39,7 @@ use tokio::task::{AbortHandle, JoinHandle};
 
 use super::{ChannelError, PeerNames, Transport};
 use crate::net::chain;
-use crate::net::client::{Attempt, ClientTls, Delivery, deliver, endpoint, http_client};
+use crate::net::client::{Attempt, ClientTls, deliver, endpoint, http_client};
 use crate::net::server::serve_http;
 use crate::net::tls::{self, ServerTlsFiles, explain_tls_failure};
 use inbox::Inbox;
@@ -387,19 +387,12 @@ impl Transport for DirectTransport {
             })
         };
         let lost = || self.lost(to).map_or(Ok(()), Err);
-        match deliver(deadline, "it", attempt, lost).await? {
-            Delivery::Delivered => Ok(()),
-            Delivery::Refused { status, body } => Err(ChannelError::Transport {
-                peer: whom,
-                detail: format!("it refused frame {seq}: {status}: {body}"),
-            }),
-            Delivery::GaveUp(why) => Err(ChannelError::Transport {
-                peer: whom,
-                detail: format!(
-                    "gave up sending frame {seq} after {} s: {why}",
-                    self.timeout.as_secs()
-                ),
-            }),
+        match deliver(deadline, "it", attempt, lost)
+            .await?
+            .failure(seq, "it", self.timeout)
+        {
+            None => Ok(()),
+            Some(detail) => Err(ChannelError::Transport { peer: whom, detail }),
         }
     }
 

@@ -42,7 +42,7 @@ use tokio::task::AbortHandle;
 
 use super::{ChannelError, PeerNames, Transport};
 use crate::net::chain;
-use crate::net::client::{Attempt, Backoff, Delivery, body_text, deliver, retryable};
+use crate::net::client::{Attempt, Backoff, body_text, deliver, retryable};
 use crate::net::tls::explain_tls_failure;
 use link::RelayLink;
 
@@ -179,18 +179,11 @@ impl Transport for RelayTransport {
         let delivery = deliver(deadline, "the relay", attempt, || Ok(()))
             .await
             .map_err(|why| self.relay_error(why))?;
-        match delivery {
-            Delivery::Delivered => Ok(()),
-            Delivery::Refused { status, body } => Err(ChannelError::Transport {
+        match delivery.failure(seq, "the relay", self.timeout) {
+            None => Ok(()),
+            Some(detail) => Err(ChannelError::Transport {
                 peer: self.names.name(to),
-                detail: format!("the relay refused frame {seq}: {status}: {body}"),
-            }),
-            Delivery::GaveUp(why) => Err(ChannelError::Transport {
-                peer: self.names.name(to),
-                detail: format!(
-                    "gave up sending frame {seq} after {} s: {why}",
-                    self.timeout.as_secs()
-                ),
+                detail,
             }),
         }
     }
