@@ -75,7 +75,7 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     channels: Vec<C>,
     dealer_channel: Option<D>,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
-    let (results, dealt) = run_local_each(
+    let (results, dealt) = each::run_local_each(
         circuit,
         program_hash,
         inputs,
@@ -110,54 +110,63 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     }
 }
 
-/// Runs every endpoint and returns each party's own result and the dealer's, so that tests
-/// can check that no party ever accepts a wrong output.
-pub async fn run_local_each<C: Channel, D: Channel>(
-    circuit: &Circuit,
-    program_hash: [u8; 32],
-    inputs: &[Vec<bool>],
-    opts: &LocalOptions,
-    channels: Vec<C>,
-    dealer_channel: Option<D>,
-) -> (
-    Vec<Result<Option<PartyOutcome>, EngineError>>,
-    Result<(), EngineError>,
-) {
-    let n = inputs.len();
-    let parties = channels.into_iter().enumerate().map(|(me, ch)| {
-        let cfg = PartyConfig {
-            me,
-            parties: n,
-            evaluator: opts.evaluator,
-            program_hash,
-            session_id: opts.session_id,
-            source: opts.source,
-            chunk_ands: opts.chunk_ands,
-            outputs: opts
-                .outputs
-                .clone()
-                .unwrap_or_else(|| PartyConfig::all_learn(n)),
-        };
-        let input = &inputs[me];
-        async move {
-            let result = run_party(&ch, &cfg, circuit, input, &NoProgress).await;
-            if let Err(e) = &result {
-                ch.abort(&e.notice()).await;
-            }
-            result.map(Some)
-        }
-    });
-    let dealer = async {
-        match &dealer_channel {
-            Some(ch) => {
-                let result = run_dealer(ch, n, &NoProgress).await.map(|_| ());
+/// Test only (feature `testing`): runs every endpoint and returns each one's own result.
+#[cfg(feature = "testing")]
+pub use each::run_local_each;
+
+/// Where [`run_local_with`] and (with the `testing` feature) the tests run the endpoints.
+mod each {
+    use super::*;
+
+    /// Runs every endpoint and returns each party's own result and the dealer's, so that tests
+    /// can check that no party ever accepts a wrong output.
+    pub async fn run_local_each<C: Channel, D: Channel>(
+        circuit: &Circuit,
+        program_hash: [u8; 32],
+        inputs: &[Vec<bool>],
+        opts: &LocalOptions,
+        channels: Vec<C>,
+        dealer_channel: Option<D>,
+    ) -> (
+        Vec<Result<Option<PartyOutcome>, EngineError>>,
+        Result<(), EngineError>,
+    ) {
+        let n = inputs.len();
+        let parties = channels.into_iter().enumerate().map(|(me, ch)| {
+            let cfg = PartyConfig {
+                me,
+                parties: n,
+                evaluator: opts.evaluator,
+                program_hash,
+                session_id: opts.session_id,
+                source: opts.source,
+                chunk_ands: opts.chunk_ands,
+                outputs: opts
+                    .outputs
+                    .clone()
+                    .unwrap_or_else(|| PartyConfig::all_learn(n)),
+            };
+            let input = &inputs[me];
+            async move {
+                let result = run_party(&ch, &cfg, circuit, input, &NoProgress).await;
                 if let Err(e) = &result {
                     ch.abort(&e.notice()).await;
                 }
-                result
+                result.map(Some)
             }
-            None => Ok(()),
-        }
-    };
-    tokio::join!(futures_util::future::join_all(parties), dealer)
+        });
+        let dealer = async {
+            match &dealer_channel {
+                Some(ch) => {
+                    let result = run_dealer(ch, n, &NoProgress).await.map(|_| ());
+                    if let Err(e) = &result {
+                        ch.abort(&e.notice()).await;
+                    }
+                    result
+                }
+                None => Ok(()),
+            }
+        };
+        tokio::join!(futures_util::future::join_all(parties), dealer)
+    }
 }

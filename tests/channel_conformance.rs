@@ -5,6 +5,8 @@
 //! right after the server answered (the request was handled, the answer is lost), so the
 //! clients retry the same frame numbers: delivery must stay exactly once and in order.
 
+mod common;
+
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -13,9 +15,10 @@ use bytes::Bytes;
 use futures_util::future::join_all;
 use mpc::channel::direct::{DirectConfig, DirectLimits, DirectTransport};
 use mpc::channel::memory::{MemoryTransport, memory_channels};
-use mpc::channel::relay::{ClientTls, RelayTransport};
+use mpc::channel::relay::RelayTransport;
 use mpc::channel::sealed::{Auth, SealParams, Sealed, Secret};
 use mpc::channel::{Channel, ChannelError, Framed, Phase, Transport};
+use mpc::net::client::ClientTls;
 use mpc::relay::{self, RelayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -81,11 +84,6 @@ struct Setup {
 struct Stop(#[allow(dead_code)] oneshot::Sender<()>);
 
 static SESSION: AtomicU64 = AtomicU64::new(0);
-
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
 
 /// A TCP proxy to `upstream` that, for a fraction `drop_rate` of connections, closes the
 /// connection as soon as the server starts answering (so the request was handled but its
@@ -179,7 +177,7 @@ async fn setup(kind: Kind, sealed: bool, n: usize, timeout: Duration) -> Setup {
                 .collect()
         }
         Kind::Direct => {
-            let listen: Vec<u16> = (0..n).map(|_| free_port()).collect();
+            let listen: Vec<u16> = common::free_ports(n);
             let mut urls = Vec::new();
             for port in &listen {
                 let upstream = SocketAddr::from(([127, 0, 0, 1], *port));
@@ -481,7 +479,7 @@ async fn repeated_frames_are_delivered_once() {
 /// another session and an unknown sender with clear answers.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn direct_endpoint_http_rules() {
-    let port = free_port();
+    let port = common::free_port();
     let url = format!("http://127.0.0.1:{port}");
     let t = DirectTransport::start(DirectConfig {
         urls: vec![url.clone(), "http://127.0.0.1:9".into()],
@@ -633,7 +631,7 @@ fn dealer_args(peers: &str, session: &str, timeout: &str) -> Vec<String> {
 
 fn direct_urls() -> String {
     (0..4)
-        .map(|_| format!("http://127.0.0.1:{}", free_port()))
+        .map(|_| format!("http://127.0.0.1:{}", common::free_port()))
         .collect::<Vec<_>>()
         .join(",")
 }

@@ -453,21 +453,8 @@ fn json_format_prints_one_object_with_the_result() {
 /// automatic `--dealer`), so the session's own choice of preprocessing is exercised.
 fn add_party_as_is(relay: &Relay, session: &str, i: usize, input: &str, extra: &[&str]) -> Proc {
     let add = warmed("add.garble.rs");
-    let index = i.to_string();
-    let mut args = vec![
-        "party",
-        &relay.url,
-        "--session",
-        session,
-        "--program",
-        &add,
-        "--party",
-        &index,
-        "--input",
-        input,
-    ];
-    args.extend_from_slice(extra);
-    Proc::spawn(format!("party {i} of {session}"), common::mpc(&args))
+    let args = [&["--input", input][..], extra].concat();
+    common::party_as_is(&relay.url, session, &add, i, &args)
 }
 
 #[test]

@@ -30,21 +30,8 @@ fn expected(program: &Program, inputs: &[&str]) -> String {
 
 /// A party of `session` without a dealer, with exactly `extra`.
 fn party(relay: &Relay, session: &str, prog: &str, i: usize, extra: &[&str]) -> Proc {
-    let index = i.to_string();
-    let mut args = vec![
-        "party",
-        &relay.url,
-        "--session",
-        session,
-        "--program",
-        prog,
-        "--party",
-        &index,
-        "--timeout",
-        "60s",
-    ];
-    args.extend_from_slice(extra);
-    Proc::spawn(format!("party {i} of {session}"), mpc(&args))
+    let args = [&["--timeout", "60s"][..], extra].concat();
+    common::party_as_is(&relay.url, session, prog, i, &args)
 }
 
 #[test]

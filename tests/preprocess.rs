@@ -2,12 +2,14 @@
 //! evaluation, the relations of the produced material checked directly, and cheating in
 //! every preprocessing phase.
 
+mod common;
 mod verdict;
 
 use std::time::Duration;
 
+use common::circuits::{random_circuit, random_inputs};
 use futures_util::future::join_all;
-use garble_lang::register_circuit::{And, Circuit, Input, Inst, Not, Op, Reg, Xor};
+use garble_lang::register_circuit::{Inst, Op, Reg, Xor};
 use mpc::channel::Phase;
 use mpc::channel::memory::memory_channels;
 use mpc::channel::tamper::{Tamper, TamperPlan};
@@ -17,70 +19,7 @@ use mpc::engine::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use mpc::engine::share::{AuthBits, Block, Slots};
 use mpc::engine::{EngineError, NoProgress};
 use mpc::local::{LocalOptions, run_local, run_local_each};
-use rand::{Rng, SeedableRng};
-use rand_chacha::ChaCha8Rng;
 use verdict::{Blame, End, Verdict, assert_detected, ends, judge};
-
-/// A random register circuit (the generator of tests/protocol.rs): `n` parties with 1..6
-/// inputs each, `ops` gates, some of which overwrite earlier registers.
-fn random_circuit(seed: u64, n: usize, ops: usize) -> Circuit {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed);
-    let input_regs: Vec<usize> = (0..n).map(|_| rng.random_range(1..6)).collect();
-    let mut insts = Vec::new();
-    for (p, &count) in input_regs.iter().enumerate() {
-        for i in 0..count {
-            let out = Reg(insts.len() as u32);
-            insts.push(Inst {
-                out,
-                op: Op::Input(Input {
-                    party: p as u32,
-                    input: i as u32,
-                }),
-            });
-        }
-    }
-    let mut regs = insts.len();
-    let mut and_ops = 0;
-    for _ in 0..ops {
-        let a = Reg(rng.random_range(0..regs) as u32);
-        let b = Reg(rng.random_range(0..regs) as u32);
-        let op = match rng.random_range(0..10) {
-            0..=4 => {
-                and_ops += 1;
-                Op::And(And(a, b))
-            }
-            5..=8 => Op::Xor(Xor(a, b)),
-            _ => Op::Not(Not(a)),
-        };
-        let out = if rng.random_bool(0.8) {
-            regs += 1;
-            Reg(regs as u32 - 1)
-        } else {
-            Reg(rng.random_range(0..regs) as u32)
-        };
-        insts.push(Inst { out, op });
-    }
-    let outputs = rng.random_range(1..8);
-    let output_regs = (0..outputs)
-        .map(|_| Reg(rng.random_range(0..regs) as u32))
-        .collect();
-    Circuit {
-        input_regs,
-        insts,
-        max_reg_count: regs,
-        output_regs,
-        and_ops,
-    }
-}
-
-fn random_inputs(circuit: &Circuit, seed: u64) -> Vec<Vec<bool>> {
-    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xfeed);
-    circuit
-        .input_regs
-        .iter()
-        .map(|&c| (0..c).map(|_| rng.random_bool(0.5)).collect())
-        .collect()
-}
 
 fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
     LocalOptions {

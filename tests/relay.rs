@@ -1,52 +1,23 @@
 //! Integration tests of the relay (`mpc serve`) and its client, [`RelayTransport`]: the relay
 //! runs in-process on a free loopback port; clients speak plain HTTP to it.
 
-use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use mpc::channel::relay::RelayTransport;
 use mpc::channel::{Channel, ChannelError, Framed, Phase, Transport};
-use mpc::relay::{self, RelayConfig};
+use mpc::relay::RelayConfig;
 use reqwest::{Client, StatusCode};
-use tokio::sync::oneshot;
 
 mod common;
+use common::inproc::{self, answer, assert_refused, http, start};
 use common::redis_server::Backend;
-
-/// A relay running in the test's runtime; stops when dropped.
-struct TestRelay {
-    url: String,
-    _stop: oneshot::Sender<()>,
-}
 
 fn config(backend: &Backend) -> RelayConfig {
     RelayConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
         store: backend.store.clone(),
-        ..RelayConfig::default()
+        ..inproc::config()
     }
-}
-
-async fn start(config: RelayConfig) -> TestRelay {
-    let relay = relay::bind(config).await.expect("bind the relay");
-    let url = format!("http://{}", relay.local_addr());
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(relay.run(async {
-        let _ = stopped.await;
-    }));
-    TestRelay { url, _stop: stop }
-}
-
-fn http() -> Client {
-    Client::builder().no_proxy().build().expect("HTTP client")
-}
-
-/// Status and body text of a response.
-async fn answer(resp: reqwest::Response) -> (StatusCode, String) {
-    let status = resp.status();
-    let body = resp.text().await.expect("response body");
-    (status, body)
 }
 
 async fn get_json(client: &Client, url: &str) -> serde_json::Value {
@@ -313,49 +284,38 @@ async fn malformed_requests_get_clear_refusals(backend: &Backend) {
     .await;
     let client = http();
     let url = &relay.url;
-    let expect = |status: StatusCode, what: &'static str| {
-        move |(got, body): (StatusCode, String)| {
-            assert_eq!(got, status, "{what}: {body}");
-            assert!(!body.trim().is_empty(), "{what}: empty body");
-            body
-        }
-    };
 
-    let body = expect(StatusCode::NOT_FOUND, "unknown route")(
-        answer(client.get(format!("{url}/nope")).send().await.unwrap()).await,
-    );
+    let body = assert_refused(
+        StatusCode::NOT_FOUND,
+        "unknown route",
+        client.get(format!("{url}/nope")),
+    )
+    .await;
     assert!(body.contains("unknown route"), "{body}");
-    expect(StatusCode::NOT_FOUND, "root")(
-        answer(client.get(format!("{url}/")).send().await.unwrap()).await,
-    );
-    let body = expect(StatusCode::METHOD_NOT_ALLOWED, "wrong method")(
-        answer(client.get(format!("{url}/join/s/0")).send().await.unwrap()).await,
-    );
+    assert_refused(StatusCode::NOT_FOUND, "root", client.get(format!("{url}/"))).await;
+    let body = assert_refused(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "wrong method",
+        client.get(format!("{url}/join/s/0")),
+    )
+    .await;
     assert!(body.contains("PUT"), "{body}");
-    let body = expect(StatusCode::BAD_REQUEST, "non-numeric party")(
-        answer(
-            client
-                .put(format!("{url}/join/s/abc"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    let body = assert_refused(
+        StatusCode::BAD_REQUEST,
+        "non-numeric party",
+        client.put(format!("{url}/join/s/abc")),
+    )
+    .await;
     assert!(body.contains("'abc'"), "{body}");
     // Percent-escapes: `%+f` (a sign where a hex digit belongs) and a lone `%` are refused;
     // a well-formed escape names the same session as the character itself.
     for bad in ["a%+f", "a%2", "%zz", "a%"] {
-        let body = expect(StatusCode::BAD_REQUEST, "malformed escape")(
-            answer(
-                client
-                    .put(format!("{url}/join/{bad}/0"))
-                    .send()
-                    .await
-                    .unwrap(),
-            )
-            .await,
-        );
+        let body = assert_refused(
+            StatusCode::BAD_REQUEST,
+            "malformed escape",
+            client.put(format!("{url}/join/{bad}/0")),
+        )
+        .await;
         assert!(body.contains("percent-encoded"), "{bad}: {body}");
     }
     let (status, _) = answer(
@@ -394,62 +354,41 @@ async fn malformed_requests_get_clear_refusals(backend: &Backend) {
         StatusCode::CONFLICT,
         "seq=%31 is seq 1 (a gap): {body}"
     );
-    expect(StatusCode::BAD_REQUEST, "negative party")(
-        answer(
-            client
-                .post(format!("{url}/send/s/-1/0"))
-                .body("x")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    let body = expect(StatusCode::BAD_REQUEST, "bad seq")(
-        answer(
-            client
-                .post(format!("{url}/send/s/0/1?seq=x"))
-                .body("x")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    assert_refused(
+        StatusCode::BAD_REQUEST,
+        "negative party",
+        client.post(format!("{url}/send/s/-1/0")).body("x"),
+    )
+    .await;
+    let body = assert_refused(
+        StatusCode::BAD_REQUEST,
+        "bad seq",
+        client.post(format!("{url}/send/s/0/1?seq=x")).body("x"),
+    )
+    .await;
     assert!(body.contains("seq"), "{body}");
-    let body = expect(StatusCode::BAD_REQUEST, "bad wait")(
-        answer(
-            client
-                .post(format!("{url}/recv/s/0/1?seq=0&wait=soon"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    let body = assert_refused(
+        StatusCode::BAD_REQUEST,
+        "bad wait",
+        client.post(format!("{url}/recv/s/0/1?seq=0&wait=soon")),
+    )
+    .await;
     assert!(body.contains("wait"), "{body}");
-    let body = expect(StatusCode::BAD_REQUEST, "empty queue")(
-        answer(
-            client
-                .post(format!("{url}/recv/s/0/1"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    let body = assert_refused(
+        StatusCode::BAD_REQUEST,
+        "empty queue",
+        client.post(format!("{url}/recv/s/0/1")),
+    )
+    .await;
     assert!(body.contains("no message"), "{body}");
-    let body = expect(StatusCode::PAYLOAD_TOO_LARGE, "oversized body")(
-        answer(
-            client
-                .post(format!("{url}/send/s/0/1"))
-                .body(vec![7u8; 5000])
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    let body = assert_refused(
+        StatusCode::PAYLOAD_TOO_LARGE,
+        "oversized body",
+        client
+            .post(format!("{url}/send/s/0/1"))
+            .body(vec![7u8; 5000]),
+    )
+    .await;
     assert!(body.contains("1 KiB"), "{body}");
     // A full queue: four messages of 1 KiB fill it, the fifth is refused for now.
     for seq in 0..4 {
@@ -461,17 +400,14 @@ async fn malformed_requests_get_clear_refusals(backend: &Backend) {
             .unwrap();
         assert_eq!(resp.status(), StatusCode::OK);
     }
-    let body = expect(StatusCode::TOO_MANY_REQUESTS, "full queue")(
-        answer(
-            client
-                .post(format!("{url}/send/s/0/1?seq=4"))
-                .body(vec![1u8; 1024])
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    let body = assert_refused(
+        StatusCode::TOO_MANY_REQUESTS,
+        "full queue",
+        client
+            .post(format!("{url}/send/s/0/1?seq=4"))
+            .body(vec![1u8; 1024]),
+    )
+    .await;
     assert!(body.contains("queue limit"), "{body}");
     // Acknowledging frees the queue, and then message 4 is accepted.
     let resp = client

@@ -7,7 +7,7 @@ mod common;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use common::inproc::{self, answer, http};
+use common::inproc::{self, answer, assert_refused, http};
 use common::redis_server::Backend;
 use mpc::channel::Transport;
 use mpc::channel::relay::RelayTransport;
@@ -55,105 +55,71 @@ async fn outsiders_cannot_read_acknowledge_write_or_delete(backend: &Backend) {
         .unwrap();
 
     let outsider = http();
-    let forbidden = |what: &'static str| {
-        move |(status, body): (StatusCode, String)| {
-            assert_eq!(status, StatusCode::FORBIDDEN, "{what}: {body}");
-            body
-        }
-    };
     // Long-poll receive (which also acknowledges the frames before it).
-    let body = forbidden("long-poll receive")(
-        answer(
-            outsider
-                .post(format!("{url}/recv/guarded/0/1?seq=1&wait=0"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    let body = assert_refused(
+        StatusCode::FORBIDDEN,
+        "long-poll receive",
+        outsider.post(format!("{url}/recv/guarded/0/1?seq=1&wait=0")),
+    )
+    .await;
     assert!(body.contains("x-mpc-token"), "{body}");
     // polytune's receive, which takes the message.
-    forbidden("pop")(
-        answer(
-            outsider
-                .post(format!("{url}/recv/guarded/0/1"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "pop",
+        outsider.post(format!("{url}/recv/guarded/0/1")),
+    )
+    .await;
     // A wrong token is no better than none.
-    forbidden("wrong token")(
-        answer(
-            outsider
-                .post(format!("{url}/recv/guarded/0/1?seq=0&wait=0"))
-                .header("x-mpc-token", "guess")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "wrong token",
+        outsider
+            .post(format!("{url}/recv/guarded/0/1?seq=0&wait=0"))
+            .header("x-mpc-token", "guess"),
+    )
+    .await;
     // Writing in party 0's name (which would spoil its sequence numbers).
-    forbidden("send")(
-        answer(
-            outsider
-                .post(format!("{url}/send/guarded/0/1?seq=1"))
-                .body("forged")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "send",
+        outsider
+            .post(format!("{url}/send/guarded/0/1?seq=1"))
+            .body("forged"),
+    )
+    .await;
     // Taking party 0's seat.
     let resp = join(&outsider, url, "guarded", "0", "thief").await;
     assert_eq!(resp.status(), StatusCode::CONFLICT);
     // Deleting the session, or listing sessions.
-    forbidden("delete")(
-        answer(
-            outsider
-                .delete(format!("{url}/sessions/guarded"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    forbidden("delete with a made-up token")(
-        answer(
-            outsider
-                .delete(format!("{url}/sessions/guarded"))
-                .header("x-mpc-token", "made-up")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    forbidden("list")(
-        answer(
-            outsider
-                .get(format!("{url}/sessions"))
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
-    forbidden("list with a wrong admin token")(
-        answer(
-            outsider
-                .get(format!("{url}/sessions"))
-                .header("authorization", "Bearer not-the-admin-token")
-                .send()
-                .await
-                .unwrap(),
-        )
-        .await,
-    );
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "delete",
+        outsider.delete(format!("{url}/sessions/guarded")),
+    )
+    .await;
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "delete with a made-up token",
+        outsider
+            .delete(format!("{url}/sessions/guarded"))
+            .header("x-mpc-token", "made-up"),
+    )
+    .await;
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "list",
+        outsider.get(format!("{url}/sessions")),
+    )
+    .await;
+    assert_refused(
+        StatusCode::FORBIDDEN,
+        "list with a wrong admin token",
+        outsider
+            .get(format!("{url}/sessions"))
+            .header("authorization", "Bearer not-the-admin-token"),
+    )
+    .await;
 
     // Nothing was taken or acknowledged: party 1 gets frame 0, and the session goes on.
     let got = t1

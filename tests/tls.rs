@@ -2,6 +2,8 @@
 //! temporary directory), clients with `--ca-cert`, mutual TLS with `--client-ca` and
 //! `--cert/--key`, and direct mode over TLS. Everything runs as `mpc` processes on loopback.
 
+mod common;
+
 use std::net::TcpStream;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
@@ -59,11 +61,6 @@ impl Pki {
     }
 }
 
-fn free_port() -> u16 {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port");
-    listener.local_addr().expect("local address").port()
-}
-
 fn program() -> String {
     Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("programs/add.garble.rs")
@@ -95,7 +92,7 @@ fn spawn(args: &[String]) -> Child {
 
 /// `mpc serve` with TLS on a free port; returns its https URL once it accepts connections.
 fn serve(pki: &Pki, client_ca: bool) -> (Running, String) {
-    let port = free_port();
+    let port = common::free_port();
     let mut args: Vec<String> = [
         "serve",
         "--listen",
@@ -277,21 +274,10 @@ fn mutual_tls_admits_only_clients_with_a_certificate_from_the_ca() {
 #[test]
 fn direct_mode_over_mutual_tls() {
     let pki = Pki::new();
-    // Four distinct ports: each listener is held until all are picked, so that the system
-    // cannot hand out one port twice.
-    let held: Vec<std::net::TcpListener> = (0..4)
-        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind a free port"))
+    let urls: Vec<String> = common::free_ports(4)
+        .into_iter()
+        .map(|port| format!("https://127.0.0.1:{port}"))
         .collect();
-    let urls: Vec<String> = held
-        .iter()
-        .map(|l| {
-            format!(
-                "https://127.0.0.1:{}",
-                l.local_addr().expect("address").port()
-            )
-        })
-        .collect();
-    drop(held);
     let peers = urls.join(",");
     let outputs = compute("direct-tls", |_| {
         vec![
@@ -391,7 +377,7 @@ fn mpc_cert_makes_a_working_private_ca_relay_and_client_certificates() {
         );
     }
 
-    let port = free_port();
+    let port = common::free_port();
     let _relay = Running(spawn(&[
         "serve".into(),
         "--listen".into(),

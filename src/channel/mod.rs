@@ -16,6 +16,7 @@ pub mod identity;
 pub mod memory;
 pub mod relay;
 pub mod sealed;
+#[cfg(feature = "testing")]
 pub mod tamper;
 
 use std::fmt;

@@ -1,5 +1,7 @@
 //! A channel wrapper that corrupts one message on purpose. Security tests use it to play a
 //! cheating party: the honest parties must then abort, never return a wrong result.
+//!
+//! Test only: compiled with the `testing` feature (the integration tests enable it).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 

@@ -16,11 +16,12 @@ use bytes::Bytes;
 
 use crate::channel::direct::{DirectConfig, DirectLimits, DirectTransport, parse_url};
 use crate::channel::identity::{Identity, Roster, Seat};
-use crate::channel::relay::{ClientTls, RelayTransport};
+use crate::channel::relay::RelayTransport;
 use crate::channel::sealed::{Auth, SealParams, Sealed, Secret, refusal_frame};
 use crate::channel::{ChannelError, Framed, Phase, Transport};
+use crate::net::client::ClientTls;
+use crate::net::tls::{self as tls_files, ServerTlsFiles};
 use crate::progress::StderrProgress;
-use crate::relay::tls::{self as tls_files, ServerTlsFiles};
 
 use super::Failure;
 

@@ -6,8 +6,8 @@ use std::time::Duration;
 
 use anyhow::Context;
 
+use crate::net::tls::ServerTlsFiles;
 use crate::relay::store::StoreKind;
-use crate::relay::tls::ServerTlsFiles;
 use crate::relay::{self, RelayConfig};
 
 /// Options of `mpc serve`.

@@ -5,9 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use hyper::StatusCode;
-
-use super::sessions::{Refusal, human_bytes};
+use super::sessions::{Refusal, Refused, human_bytes};
 
 /// The byte budget (see the module documentation).
 #[derive(Debug)]
@@ -69,7 +67,7 @@ impl Budget {
     /// The refusal explaining that the total limit is reached.
     pub fn exhausted(&self) -> Refusal {
         Refusal::new(
-            StatusCode::TOO_MANY_REQUESTS,
+            Refused::Busy,
             format!(
                 "the relay's total memory limit ({}) is reached; retry later",
                 human_bytes(self.limit)

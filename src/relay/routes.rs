@@ -17,8 +17,8 @@
 
 use std::time::Duration;
 
-use bytes::{Bytes, BytesMut};
-use http_body_util::{BodyExt, Full, LengthLimitError, Limited};
+use bytes::Bytes;
+use http_body_util::Full;
 use hyper::body::Incoming;
 use hyper::header::{self, HeaderMap, HeaderValue};
 use hyper::{Method, Request, Response, StatusCode};
@@ -26,24 +26,14 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::RelayState;
 use super::metrics::ProcessFigures;
 use super::sessions::{
-    JoinRequest, MESSAGE_OVERHEAD, Refusal, Seat, SendOutcome, SeqStatus, TokenDigest, gap_refusal,
-    human_bytes, shorten,
+    JoinRequest, MESSAGE_OVERHEAD, Refusal, Refused, Seat, SendOutcome, TokenDigest, gap_refusal,
+    human_bytes,
 };
 use super::store::{DeleteAccess, Store};
-
-/// Header carrying a client's id, which owns the seat it claims first.
-pub const CLIENT_HEADER: &str = "x-mpc-client";
-
-/// Header carrying a client's secret token: a seat claimed with one is read, acknowledged
-/// and written only with it.
-pub const TOKEN_HEADER: &str = "x-mpc-token";
-
-/// Header carrying the session incarnation a client joined (answered by joins, sent back
-/// with heartbeats).
-pub const EPOCH_HEADER: &str = "x-mpc-session-epoch";
-
-/// Header carrying the relay's instance id, on every answer.
-pub const INSTANCE_HEADER: &str = "x-mpc-relay";
+use crate::net::body::{BodyError, DRAIN_CAP, Stalled, discard, read_body_within};
+pub use crate::net::headers::{CLIENT_HEADER, EPOCH_HEADER, INSTANCE_HEADER, TOKEN_HEADER};
+use crate::net::mailbox::Admission;
+use crate::net::reply::{Reply, json, no_content, octets, percent_decode, shorten, text};
 
 /// Longest long-poll wait a client may ask for.
 pub const MAX_WAIT: Duration = Duration::from_secs(60);
@@ -53,16 +43,6 @@ const MAX_SESSION_NAME: usize = 256;
 
 /// Longest client id, token or epoch, in bytes.
 const MAX_CLIENT_ID: usize = 128;
-
-/// Most bytes of a refused body read and discarded (so that the client sees the answer
-/// instead of a reset connection); beyond that the connection is simply closed.
-const DRAIN_CAP: u64 = 64 << 20;
-
-/// Longest time spent discarding a refused body.
-const DRAIN_TIME: Duration = Duration::from_secs(5);
-
-/// The response type of every route.
-pub type Reply = Response<Full<Bytes>>;
 
 /// Answers one request.
 pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
@@ -108,7 +88,7 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
             Err(refusal) => Err(refusal),
         },
         _ => Err(Refusal::new(
-            StatusCode::NOT_FOUND,
+            Refused::NotFound,
             format!(
                 "unknown route: {method} {}; the relay serves PUT /join/{{session}}/{{party}}, \
                  GET /participants/{{session}}, POST /send/{{session}}/{{from}}/{{to}}, \
@@ -121,12 +101,13 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
     let mut reply = match result {
         Ok(reply) => reply,
         Err(refusal) => {
-            state.metrics.refused(refusal.status.as_u16());
-            if refusal.status == StatusCode::SERVICE_UNAVAILABLE {
+            let status = status_of(refusal.kind);
+            state.metrics.refused(status.as_u16());
+            if status == StatusCode::SERVICE_UNAVAILABLE {
                 tracing::debug!("{method} {}: {}", shorten(&path), refusal.message);
             }
-            let mut reply = text(refusal.status, &refusal.message);
-            if refusal.status == StatusCode::METHOD_NOT_ALLOWED
+            let mut reply = text(status, &refusal.message);
+            if status == StatusCode::METHOD_NOT_ALLOWED
                 && let Some(allow) = allowed(&segments)
             {
                 reply
@@ -145,6 +126,23 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
         reply.headers_mut().insert(INSTANCE_HEADER, instance);
     }
     reply
+}
+
+/// The status that answers a refusal: the one place where refusals become HTTP.
+fn status_of(kind: Refused) -> StatusCode {
+    match kind {
+        Refused::Invalid => StatusCode::BAD_REQUEST,
+        Refused::Forbidden => StatusCode::FORBIDDEN,
+        Refused::NotFound => StatusCode::NOT_FOUND,
+        Refused::Method => StatusCode::METHOD_NOT_ALLOWED,
+        Refused::Conflict => StatusCode::CONFLICT,
+        Refused::TooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+        Refused::Stalled => StatusCode::REQUEST_TIMEOUT,
+        Refused::Busy => StatusCode::TOO_MANY_REQUESTS,
+        Refused::Gone => StatusCode::GONE,
+        Refused::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        Refused::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+    }
 }
 
 /// The methods a known route accepts, for the `Allow` header.
@@ -167,7 +165,7 @@ fn only(method: &Method, allowed: &[Method]) -> Result<(), Refusal> {
     }
     let names: Vec<&str> = allowed.iter().map(Method::as_str).collect();
     Err(Refusal::new(
-        StatusCode::METHOD_NOT_ALLOWED,
+        Refused::Method,
         format!(
             "method {method} is not allowed here; use {}",
             names.join(" or ")
@@ -175,71 +173,8 @@ fn only(method: &Method, allowed: &[Method]) -> Result<(), Refusal> {
     ))
 }
 
-pub(crate) fn text(status: StatusCode, message: &str) -> Reply {
-    let mut body = message.to_string();
-    body.push('\n');
-    let mut reply = Response::new(Full::new(Bytes::from(body)));
-    *reply.status_mut() = status;
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("text/plain; charset=utf-8"),
-    );
-    reply
-}
-
-pub(crate) fn json(value: &impl serde::Serialize) -> Reply {
-    match serde_json::to_vec(value) {
-        Ok(body) => {
-            let mut reply = Response::new(Full::new(Bytes::from(body)));
-            reply.headers_mut().insert(
-                header::CONTENT_TYPE,
-                HeaderValue::from_static("application/json"),
-            );
-            reply
-        }
-        Err(err) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            &format!("internal error: cannot encode JSON: {err}"),
-        ),
-    }
-}
-
-fn message(body: Bytes) -> Reply {
-    let mut reply = Response::new(Full::new(body));
-    reply.headers_mut().insert(
-        header::CONTENT_TYPE,
-        HeaderValue::from_static("application/octet-stream"),
-    );
-    reply
-}
-
-fn no_content() -> Reply {
-    let mut reply = Response::new(Full::new(Bytes::new()));
-    *reply.status_mut() = StatusCode::NO_CONTENT;
-    reply
-}
-
 fn bad_request(why: impl Into<String>) -> Refusal {
-    Refusal::new(StatusCode::BAD_REQUEST, why)
-}
-
-/// Decodes `%XX` escapes; `None` for a malformed escape (a `%` not followed by two hex
-/// digits, e.g. `%+f`) or invalid UTF-8.
-pub(crate) fn percent_decode(raw: &str) -> Option<String> {
-    let bytes = raw.as_bytes();
-    let well_formed = bytes.iter().enumerate().all(|(i, b)| {
-        *b != b'%'
-            || bytes
-                .get(i + 1..i + 3)
-                .is_some_and(|hex| hex.iter().all(u8::is_ascii_hexdigit))
-    });
-    if !well_formed {
-        return None;
-    }
-    percent_encoding::percent_decode_str(raw)
-        .decode_utf8()
-        .ok()
-        .map(|s| s.into_owned())
+    Refusal::new(Refused::Invalid, why)
 }
 
 fn session_name(raw: &str) -> Result<String, Refusal> {
@@ -401,7 +336,7 @@ async fn list(state: &RelayState, headers: &HeaderMap) -> Result<Reply, Refusal>
             "the session list is only served to the relay's operator: start the relay with \
              --admin-token and send it as authorization: Bearer TOKEN"
         };
-        return Err(Refusal::new(StatusCode::FORBIDDEN, why));
+        return Err(Refusal::new(Refused::Forbidden, why));
     }
     Ok(json(&state.store.list().await?))
 }
@@ -410,7 +345,7 @@ async fn detail(state: &RelayState, name: &str) -> Result<Reply, Refusal> {
     match state.store.detail(name).await? {
         Some(info) => Ok(json(&info)),
         None => Err(Refusal::new(
-            StatusCode::NOT_FOUND,
+            Refused::NotFound,
             format!("unknown session '{}'", shorten(name)),
         )),
     }
@@ -428,7 +363,7 @@ async fn delete(state: &RelayState, headers: &HeaderMap, name: &str) -> Result<R
         ))
     } else {
         Err(Refusal::new(
-            StatusCode::NOT_FOUND,
+            Refused::NotFound,
             format!("unknown session '{}'", shorten(name)),
         ))
     }
@@ -469,104 +404,6 @@ async fn participants(state: &RelayState, session: &str) -> Result<Reply, Refusa
     Ok(json(&state.store.participants(&name).await?))
 }
 
-/// How reading a message body failed.
-pub(crate) enum BodyError {
-    /// Larger than the limit.
-    TooLarge,
-    /// The connection failed or the body is malformed.
-    Failed(String),
-}
-
-/// No data arrived for this long: the client stopped mid-body.
-pub(crate) struct Stalled(pub(crate) Duration);
-
-/// How long a body may go without any data before it is dropped (direct mode).
-const BODY_STALL: Duration = Duration::from_secs(30);
-
-/// Reads a body of at most `limit` bytes; a larger body is discarded and refused, a body
-/// that stalls for 30 s is dropped.
-pub(crate) async fn read_body(body: Incoming, limit: usize) -> Result<Bytes, BodyError> {
-    match read_body_within(body, limit, None, BODY_STALL).await {
-        Ok(read) => read,
-        Err(Stalled(after)) => Err(BodyError::Failed(format!(
-            "no data for {} s",
-            after.as_secs()
-        ))),
-    }
-}
-
-/// Reads a body of at most `limit` bytes (`declared`: its announced length, if any) into
-/// one allocation of its own size. The frames hyper hands out are slices of its read
-/// buffer: keeping one alive keeps the whole buffer alive (kilobytes for a ten-byte
-/// message), so they are always copied out. Fails with [`BodyError::Stalled`] when no data
-/// arrives for `stall`.
-pub(crate) async fn read_body_within(
-    body: Incoming,
-    limit: usize,
-    declared: Option<usize>,
-    stall: Duration,
-) -> Result<Result<Bytes, BodyError>, Stalled> {
-    let mut limited = Limited::new(body, limit);
-    let mut buf = BytesMut::with_capacity(declared.unwrap_or(0).min(limit));
-    loop {
-        let frame = match tokio::time::timeout(stall, limited.frame()).await {
-            Ok(Some(frame)) => frame,
-            Ok(None) => break,
-            Err(_) => return Err(Stalled(stall)),
-        };
-        match frame {
-            Ok(frame) => {
-                if let Ok(data) = frame.into_data() {
-                    buf.extend_from_slice(&data);
-                }
-            }
-            Err(err) if err.downcast_ref::<LengthLimitError>().is_some() => {
-                drop(buf);
-                discard(limited).await;
-                return Ok(Err(BodyError::TooLarge));
-            }
-            Err(err) => return Ok(Err(BodyError::Failed(err.to_string()))),
-        }
-    }
-    if buf.capacity() > buf.len() + buf.len() / 8 {
-        // Grown by doubling (no length announced): keep only what is used.
-        return Ok(Ok(Bytes::copy_from_slice(&buf)));
-    }
-    Ok(Ok(buf.freeze()))
-}
-
-/// Reads and throws away the rest of a refused body (bounded in bytes and time), so that
-/// an HTTP/1.1 client still reads the answer instead of a reset connection.
-pub(crate) async fn discard<B>(mut body: B)
-where
-    B: hyper::body::Body + Unpin,
-    B::Data: bytes::Buf,
-{
-    let mut seen: u64 = 0;
-    let drain = async {
-        while let Some(frame) = body.frame().await {
-            match frame {
-                Ok(frame) => {
-                    if let Some(data) = frame.data_ref() {
-                        seen += bytes::Buf::remaining(data) as u64;
-                    }
-                    if seen > DRAIN_CAP {
-                        return;
-                    }
-                }
-                // Limited keeps failing (without buffering) once over its limit.
-                Err(_) => {
-                    seen += 1 << 14;
-                    if seen > DRAIN_CAP {
-                        return;
-                    }
-                }
-            }
-        }
-    };
-    let _ = tokio::time::timeout(DRAIN_TIME, drain).await;
-}
-
 async fn send(
     state: &RelayState,
     req: Request<Incoming>,
@@ -600,7 +437,7 @@ async fn send(
     let body = req.into_body();
     let too_large = || {
         Refusal::new(
-            StatusCode::PAYLOAD_TOO_LARGE,
+            Refused::TooLarge,
             format!(
                 "message too large: the relay accepts at most {} per message",
                 human_bytes(config.max_message)
@@ -627,12 +464,12 @@ async fn send(
         }
     };
     match status {
-        SeqStatus::Next => {}
-        SeqStatus::Duplicate => {
+        Admission::Next => {}
+        Admission::Duplicate => {
             discard(body).await;
             return Ok(duplicate(query.seq));
         }
-        SeqStatus::Gap { expected } => {
+        Admission::Gap { expected } => {
             discard(body).await;
             return Err(gap_refusal(from, to, query.seq.unwrap_or(0), expected));
         }
@@ -649,7 +486,7 @@ async fn send(
             Ok(Err(BodyError::TooLarge)) => return Err(too_large()),
             Err(Stalled(after)) => {
                 return Err(Refusal::new(
-                    StatusCode::REQUEST_TIMEOUT,
+                    Refused::Stalled,
                     format!(
                         "the message body stalled: no data for {} s",
                         after.as_secs_f64()
@@ -699,11 +536,11 @@ async fn recv(
             ));
         }
         // Polytune's receive: take the oldest message, 400 if there is none.
-        return state.store.pop(&name, from, to, token).await.map(message);
+        return state.store.pop(&name, from, to, token).await.map(octets);
     };
     let wait = query.wait.unwrap_or_default();
     match state.store.recv(&name, from, to, seq, wait, token).await? {
-        Some(msg) => Ok(message(msg)),
+        Some(msg) => Ok(octets(msg)),
         None => Ok(no_content()),
     }
 }

@@ -3,10 +3,11 @@
 
 use std::fmt;
 
-use hyper::StatusCode;
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
+
+use crate::net::reply::shorten;
 
 /// Bookkeeping charged against the total budget for every queued message, on top of its
 /// payload: its queue slot (sequence number and handle, with the queue's spare capacity)
@@ -75,17 +76,6 @@ impl fmt::Display for Seat {
     }
 }
 
-/// Cuts a client-supplied string for echoing it in an error message.
-pub fn shorten(raw: &str) -> String {
-    const MAX: usize = 64;
-    if raw.chars().count() <= MAX {
-        raw.to_string()
-    } else {
-        let cut: String = raw.chars().take(MAX).collect();
-        format!("{cut}...")
-    }
-}
-
 /// Formats a byte count for humans: "16 MiB", "1000 bytes".
 pub fn human_bytes(n: usize) -> String {
     const UNITS: [(usize, &str); 3] = [(1 << 30, "GiB"), (1 << 20, "MiB"), (1 << 10, "KiB")];
@@ -97,11 +87,38 @@ pub fn human_bytes(n: usize) -> String {
     format!("{n} bytes")
 }
 
-/// A request the relay refuses: the status and a sentence saying why.
+/// Why the relay refuses a request, by kind; the routes turn a kind into an HTTP status.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Refused {
+    /// The request is malformed, or names a seat or message that does not exist.
+    Invalid,
+    /// The request lacks the token of the seat it acts for, or the operator's.
+    Forbidden,
+    /// No such route or session.
+    NotFound,
+    /// The route exists, but not with this method.
+    Method,
+    /// The request contradicts the session: out of order, a seat taken, another party count.
+    Conflict,
+    /// The message is larger than the relay accepts.
+    TooLarge,
+    /// The message body stopped arriving.
+    Stalled,
+    /// A limit is reached for now; the client retries later.
+    Busy,
+    /// The session (or the incarnation the client joined) is gone.
+    Gone,
+    /// The relay cannot serve now (its store failed, it is stopping); retry later.
+    Unavailable,
+    /// A bug in the relay.
+    Internal,
+}
+
+/// A request the relay refuses: the kind of refusal and a sentence saying why.
 #[derive(Debug, Clone)]
 pub struct Refusal {
-    /// HTTP status to answer with.
-    pub status: StatusCode,
+    /// What kind of refusal (the routes pick the status from it).
+    pub kind: Refused,
     /// Why, for the response body.
     pub message: String,
     /// Seconds after which a retry may succeed (`retry-after`), if the relay knows.
@@ -109,10 +126,10 @@ pub struct Refusal {
 }
 
 impl Refusal {
-    /// A refusal with `status` and `message`.
-    pub fn new(status: StatusCode, message: impl Into<String>) -> Self {
+    /// A refusal of `kind`, saying `message`.
+    pub fn new(kind: Refused, message: impl Into<String>) -> Self {
         Self {
-            status,
+            kind,
             message: message.into(),
             retry_after: None,
         }
@@ -121,7 +138,7 @@ impl Refusal {
     /// The store could not be used (e.g. Redis is unreachable): 503, the client retries.
     pub fn store(why: impl fmt::Display) -> Self {
         Self::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            Refused::Unavailable,
             format!("the relay's session store failed: {why}; retry later"),
         )
     }
@@ -196,30 +213,6 @@ pub enum SendOutcome {
     Duplicate(u64),
 }
 
-/// The sequence check done before reading a message body.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum SeqStatus {
-    /// The number expected next (or no number given).
-    Next,
-    /// Already received.
-    Duplicate,
-    /// Beyond the next expected number.
-    Gap {
-        /// The number expected next.
-        expected: u64,
-    },
-}
-
-/// Checks `seq` against the number expected next on a pair.
-pub fn seq_status(seq: Option<u64>, next: u64) -> SeqStatus {
-    match seq {
-        None => SeqStatus::Next,
-        Some(n) if n < next => SeqStatus::Duplicate,
-        Some(n) if n == next => SeqStatus::Next,
-        Some(_) => SeqStatus::Gap { expected: next },
-    }
-}
-
 /// A JSON description of a session, for `GET /sessions` and `GET /sessions/{session}`.
 #[derive(Debug, Clone, Serialize)]
 pub struct SessionInfo {
@@ -276,20 +269,17 @@ impl Closed {
     pub fn refusal(self, session: &str) -> Refusal {
         match self {
             Closed::Deleted => Refusal::new(
-                StatusCode::GONE,
+                Refused::Gone,
                 format!(
                     "session deleted: '{}' was ended on request",
                     shorten(session)
                 ),
             ),
             Closed::Expired => Refusal::new(
-                StatusCode::GONE,
+                Refused::Gone,
                 format!("session expired: '{}' was idle too long", shorten(session)),
             ),
-            Closed::Shutdown => Refusal::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the relay is shutting down",
-            ),
+            Closed::Shutdown => Refusal::new(Refused::Unavailable, "the relay is shutting down"),
         }
     }
 }
@@ -297,7 +287,7 @@ impl Closed {
 /// Refuses a request acting for `seat` without the token it was claimed with.
 pub fn needs_token(session: &str, seat: Seat, what: &str) -> Refusal {
     Refusal::new(
-        StatusCode::FORBIDDEN,
+        Refused::Forbidden,
         format!(
             "seat {seat} of session '{}' was claimed with a token: {what} needs that token \
              (header x-mpc-token)",
@@ -309,7 +299,7 @@ pub fn needs_token(session: &str, seat: Seat, what: &str) -> Refusal {
 /// Refuses a send whose sequence number skips ahead.
 pub fn gap_refusal(from: Seat, to: Seat, got: u64, expected: u64) -> Refusal {
     Refusal::new(
-        StatusCode::CONFLICT,
+        Refused::Conflict,
         format!(
             "message {got} from {} to {} is out of order: expected seq {expected}",
             from.describe(),
@@ -321,7 +311,7 @@ pub fn gap_refusal(from: Seat, to: Seat, got: u64, expected: u64) -> Refusal {
 /// Refuses a join that names another party count than the session's.
 pub fn parties_refusal(session: &str, has: u32, wanted: u32) -> Refusal {
     Refusal::new(
-        StatusCode::CONFLICT,
+        Refused::Conflict,
         format!(
             "party count mismatch: session '{}' has {has} parties, but this client was started \
              for {wanted}; start every party (and the dealer) with the same program and party \
@@ -334,7 +324,7 @@ pub fn parties_refusal(session: &str, has: u32, wanted: u32) -> Refusal {
 /// Refuses a seat beyond the session's party count.
 pub fn seat_refusal(session: &str, seat: Seat, parties: u32) -> Refusal {
     Refusal::new(
-        StatusCode::BAD_REQUEST,
+        Refused::Invalid,
         format!(
             "{} does not exist in session '{}' of {parties} parties (0 to {})",
             seat.describe(),
@@ -348,7 +338,7 @@ pub fn seat_refusal(session: &str, seat: Seat, parties: u32) -> Refusal {
 pub fn taken_refusal(session: &str, seat: Seat, silent_secs: f64, lost_after_secs: f64) -> Refusal {
     let wait = (lost_after_secs - silent_secs).max(0.0);
     let mut refusal = Refusal::new(
-        StatusCode::CONFLICT,
+        Refused::Conflict,
         format!(
             "seat {seat} of session '{}' is already taken by another client (last heard from \
              {silent_secs:.1} s ago); the seat is free again once that client has been silent \
@@ -363,7 +353,7 @@ pub fn taken_refusal(session: &str, seat: Seat, silent_secs: f64, lost_after_sec
 /// The answer to a heartbeat for a session incarnation that no longer exists.
 pub fn lost_session_refusal(session: &str) -> Refusal {
     Refusal::new(
-        StatusCode::GONE,
+        Refused::Gone,
         format!(
             "session lost: '{}' is not the session this client joined (the relay restarted \
              without keeping it, or it was deleted or expired); its messages are gone",

@@ -35,7 +35,7 @@ pub async fn start(config: RelayConfig) -> InProcRelay {
 
 /// An HTTP client without proxies.
 pub fn http() -> Client {
-    mpc::relay::tls::install_crypto_provider();
+    mpc::net::tls::install_crypto_provider();
     Client::builder().no_proxy().build().expect("HTTP client")
 }
 
@@ -44,4 +44,17 @@ pub async fn answer(resp: reqwest::Response) -> (StatusCode, String) {
     let status = resp.status();
     let body = resp.text().await.expect("response body");
     (status, body)
+}
+
+/// Sends `req` and asserts that the relay refuses it with `status` and says why (`what`
+/// names the attempt in the failure); returns the relay's explanation.
+pub async fn assert_refused(
+    status: StatusCode,
+    what: &str,
+    req: reqwest::RequestBuilder,
+) -> String {
+    let (got, body) = answer(req.send().await.expect(what)).await;
+    assert_eq!(got, status, "{what}: {body}");
+    assert!(!body.trim().is_empty(), "{what}: empty body");
+    body
 }

@@ -6,6 +6,7 @@
 
 #![allow(dead_code)]
 
+pub mod circuits;
 pub mod inproc;
 pub mod recorder;
 pub mod redis_server;
@@ -49,8 +50,18 @@ where
 
 /// A loopback port on which nothing listens (bound, read and released).
 pub fn free_port() -> u16 {
-    let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-    listener.local_addr().expect("local address").port()
+    free_ports(1)[0]
+}
+
+/// `n` distinct loopback ports on which nothing listens: each is held until all are picked,
+/// so that the system cannot hand out one port twice.
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let held: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    held.iter()
+        .map(|l| l.local_addr().expect("local address").port())
+        .collect()
 }
 
 /// A running `mpc` process whose output is collected; killed when dropped.
@@ -442,7 +453,9 @@ pub fn dealer(url: &str, session: &str, parties: usize, extra: &[&str]) -> Proc 
     Proc::spawn(format!("dealer of {session}"), mpc(&args))
 }
 
-/// Starts party `party` of `session`, running `program` with `input`.
+/// Starts party `party` of `session`, running `program` with `input`; adds `--dealer`
+/// unless `extra` says `--dealer` or `--no-dealer` (these tests start a dealer alongside
+/// the parties, and a party uses it only when asked).
 pub fn party(
     url: &str,
     session: &str,
@@ -451,6 +464,20 @@ pub fn party(
     input: &str,
     extra: &[&str],
 ) -> Proc {
+    let mut args = vec!["--input", input];
+    if !extra
+        .iter()
+        .any(|a| *a == "--dealer" || *a == "--no-dealer")
+    {
+        args.push("--dealer");
+    }
+    args.extend_from_slice(extra);
+    party_as_is(url, session, program, party, &args)
+}
+
+/// Starts party `party` of `session`, running `program`, with exactly `extra` after the
+/// session, program and party number (no input, no dealer choice unless `extra` has them).
+pub fn party_as_is(url: &str, session: &str, program: &str, party: usize, extra: &[&str]) -> Proc {
     let index = party.to_string();
     let mut args = vec![
         "party",
@@ -461,16 +488,7 @@ pub fn party(
         program,
         "--party",
         &index,
-        "--input",
-        input,
     ];
-    // These tests start a dealer alongside the parties: a party uses it only when asked.
-    if !extra
-        .iter()
-        .any(|a| *a == "--dealer" || *a == "--no-dealer")
-    {
-        args.push("--dealer");
-    }
     args.extend_from_slice(extra);
     Proc::spawn(format!("party {party} of {session}"), mpc(&args))
 }

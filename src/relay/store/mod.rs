@@ -17,9 +17,8 @@ use bytes::Bytes;
 
 use super::budget::{Budget, Reservation};
 use super::metrics::{Metrics, StoreStats};
-use super::sessions::{
-    JoinRequest, Joined, Refusal, Seat, SendOutcome, SeqStatus, SessionInfo, TokenDigest,
-};
+use super::sessions::{JoinRequest, Joined, Refusal, Seat, SendOutcome, SessionInfo, TokenDigest};
+use crate::net::mailbox::Admission;
 
 /// Which store a relay uses.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -124,7 +123,7 @@ pub trait Store: Send + Sync {
         to: Seat,
         seq: Option<u64>,
         token: Option<TokenDigest>,
-    ) -> impl Future<Output = Result<SeqStatus, Refusal>> + Send;
+    ) -> impl Future<Output = Result<Admission, Refusal>> + Send;
 
     /// Queues `body` from `from` to `to`; `charge` covers the body and its bookkeeping in
     /// the relay's memory budget (kept by the memory store, released by others).
@@ -243,7 +242,7 @@ impl Store for AnyStore {
         to: Seat,
         seq: Option<u64>,
         token: Option<TokenDigest>,
-    ) -> Result<SeqStatus, Refusal> {
+    ) -> Result<Admission, Refusal> {
         delegate!(self, s => s.check_send(session, from, to, seq, token).await)
     }
 

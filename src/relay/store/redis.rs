@@ -18,18 +18,19 @@ use std::sync::Mutex;
 use std::time::Duration;
 
 use bytes::Bytes;
-use hyper::StatusCode;
 use redis::aio::{ConnectionManager, ConnectionManagerConfig, MultiplexedConnection};
 use redis::{AsyncConnectionConfig, Client, Script};
 use serde_json::Value;
 
 use super::{DeleteAccess, Store, StoreContext};
+use crate::net::mailbox::Admission;
+use crate::net::reply::shorten;
 use crate::relay::budget::Reservation;
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, Refusal, Seat, SendOutcome, SeqStatus, SessionInfo, TokenDigest,
+    Closed, JoinRequest, Joined, Refusal, Refused, Seat, SendOutcome, SessionInfo, TokenDigest,
     gap_refusal, human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id,
-    seat_refusal, shorten, taken_refusal,
+    seat_refusal, taken_refusal,
 };
 
 /// The operations, run atomically in Redis.
@@ -228,7 +229,7 @@ impl RedisStore {
                     .refusal(session)
             }
             "forbidden" => Refusal::new(
-                StatusCode::FORBIDDEN,
+                Refused::Forbidden,
                 format!(
                     "only a client holding a seat of session '{}' (its x-mpc-token) or the \
                      relay's operator (authorization: Bearer ADMIN-TOKEN) may delete it",
@@ -236,15 +237,15 @@ impl RedisStore {
                 ),
             ),
             "reclaimed" => Refusal::new(
-                StatusCode::GONE,
+                Refused::Gone,
                 "lost: its seat was reclaimed by a new client",
             ),
             "delivered" => Refusal::new(
-                StatusCode::CONFLICT,
+                Refused::Conflict,
                 "this message was already delivered and removed",
             ),
             "queue_limit" => Refusal::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                Refused::Busy,
                 format!(
                     "queue limit: the queue holds {} (limit {}); retry later",
                     human_bytes(int(j, "queued").unwrap_or(0) as usize),
@@ -252,7 +253,7 @@ impl RedisStore {
                 ),
             ),
             "session_limit" => Refusal::new(
-                StatusCode::TOO_MANY_REQUESTS,
+                Refused::Busy,
                 format!(
                     "session limit: session '{}' holds {} (limit {}); retry later",
                     shorten(session),
@@ -483,7 +484,7 @@ impl Store for RedisStore {
         to: Seat,
         seq: Option<u64>,
         token: Option<TokenDigest>,
-    ) -> Result<SeqStatus, Refusal> {
+    ) -> Result<Admission, Refusal> {
         let seq_arg = seq.map(|s| s.to_string()).unwrap_or_default();
         let epoch = random_id();
         let a = self
@@ -501,14 +502,14 @@ impl Store for RedisStore {
             .await?;
         self.created(session, &a).await;
         if a.err() == Some("gap") {
-            return Ok(SeqStatus::Gap {
+            return Ok(Admission::Gap {
                 expected: int(&a.json, "expected").unwrap_or(0),
             });
         }
         let a = self.check(session, a)?;
         Ok(match a.json.get("status").and_then(Value::as_str) {
-            Some("duplicate") => SeqStatus::Duplicate,
-            _ => SeqStatus::Next,
+            Some("duplicate") => Admission::Duplicate,
+            _ => Admission::Next,
         })
     }
 
@@ -584,7 +585,7 @@ impl Store for RedisStore {
             .await?;
         if a.err() == Some("no_message") {
             return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
+                Refused::Invalid,
                 format!(
                     "no message queued from {} to {} in session '{}'",
                     from.describe(),
@@ -636,7 +637,7 @@ impl Store for RedisStore {
             match a.err() {
                 Some("reclaimed") => {
                     return Err(Refusal::new(
-                        StatusCode::GONE,
+                        Refused::Gone,
                         format!(
                             "{} lost: its seat was reclaimed by a new client",
                             from.describe()
@@ -645,7 +646,7 @@ impl Store for RedisStore {
                 }
                 Some("delivered") => {
                     return Err(Refusal::new(
-                        StatusCode::CONFLICT,
+                        Refused::Conflict,
                         format!(
                             "message {seq} from {} to {} was already delivered and removed",
                             from.describe(),
@@ -665,7 +666,7 @@ impl Store for RedisStore {
                         );
                     }
                     return Err(Refusal::new(
-                        StatusCode::GONE,
+                        Refused::Gone,
                         format!(
                             "{} lost: no contact for {:.1} s",
                             from.describe(),

@@ -12,17 +12,17 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use hyper::StatusCode;
 use tokio::sync::Notify;
 
 use super::{DeleteAccess, Store, StoreContext};
+use crate::net::mailbox::{Admission, admit};
+use crate::net::reply::shorten;
 use crate::relay::budget::{Budget, Reservation};
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, SEAT_OVERHEAD, SESSION_OVERHEAD, Seat,
-    SendOutcome, SeqStatus, SessionInfo, TokenDigest, gap_refusal, human_bytes,
-    lost_session_refusal, needs_token, parties_refusal, random_id, seat_refusal, seq_status,
-    shorten, taken_refusal,
+    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, Refused, SEAT_OVERHEAD, SESSION_OVERHEAD,
+    Seat, SendOutcome, SessionInfo, TokenDigest, gap_refusal, human_bytes, lost_session_refusal,
+    needs_token, parties_refusal, random_id, seat_refusal, taken_refusal,
 };
 
 mod state;
@@ -97,7 +97,7 @@ impl MemoryStore {
             return op(&session, &mut inner);
         }
         Err(Refusal::new(
-            StatusCode::SERVICE_UNAVAILABLE,
+            Refused::Unavailable,
             format!(
                 "session '{}' keeps being closed; retry later",
                 shorten(name)
@@ -244,7 +244,7 @@ impl MemoryStore {
             match *known_generation {
                 Some(known) if known != info.generation => {
                     return Err(Refusal::new(
-                        StatusCode::GONE,
+                        Refused::Gone,
                         format!(
                             "{} lost: its seat was reclaimed by a new client",
                             from.describe()
@@ -257,13 +257,13 @@ impl MemoryStore {
         while inner
             .pairs
             .get(&(from, to))
-            .and_then(|p| p.queue.front())
+            .and_then(|p| p.mailbox.front())
             .is_some_and(|(n, _)| *n < seq)
         {
             inner.pop_front((from, to), budget);
         }
         let (front, next) = match inner.pairs.get(&(from, to)) {
-            Some(pair) => (pair.queue.front().cloned(), pair.next_seq),
+            Some(pair) => (pair.mailbox.front().cloned(), pair.mailbox.next_seq()),
             None => (None, 0),
         };
         if let Some((n, msg)) = front
@@ -275,7 +275,7 @@ impl MemoryStore {
         if seq < next {
             // Sent but no longer queued: taken by a receive without sequence number.
             return Err(Refusal::new(
-                StatusCode::CONFLICT,
+                Refused::Conflict,
                 format!(
                     "message {seq} from {} to {} was already delivered and removed",
                     from.describe(),
@@ -301,7 +301,7 @@ impl MemoryStore {
                     );
                 }
                 return Err(Refusal::new(
-                    StatusCode::GONE,
+                    Refused::Gone,
                     format!(
                         "{} lost: no contact for {:.1} s",
                         from.describe(),
@@ -410,7 +410,7 @@ impl Store for MemoryStore {
             });
             if !holder {
                 return Err(Refusal::new(
-                    StatusCode::FORBIDDEN,
+                    Refused::Forbidden,
                     format!(
                         "only a client holding a seat of session '{}' (its x-mpc-token) or the \
                          relay's operator (authorization: Bearer ADMIN-TOKEN) may delete it",
@@ -433,7 +433,7 @@ impl Store for MemoryStore {
         to: Seat,
         seq: Option<u64>,
         token: Option<TokenDigest>,
-    ) -> Result<SeqStatus, Refusal> {
+    ) -> Result<Admission, Refusal> {
         self.with_session(session, |s, inner| {
             inner.check_seat(&s.name, from)?;
             inner.check_seat(&s.name, to)?;
@@ -441,8 +441,11 @@ impl Store for MemoryStore {
             if let Some(info) = inner.seats.get_mut(&from) {
                 info.last_seen = Instant::now();
             }
-            let next = inner.pairs.get(&(from, to)).map_or(0, |p| p.next_seq);
-            Ok(seq_status(seq, next))
+            let next = inner
+                .pairs
+                .get(&(from, to))
+                .map_or(0, |p| p.mailbox.next_seq());
+            Ok(admit(seq, next))
         })
     }
 
@@ -463,18 +466,24 @@ impl Store for MemoryStore {
         let mut body = Some(body);
         let outcome = self.with_session(session, |s, inner| {
             inner.authorize(&s.name, from, token.as_ref(), "sending in its name")?;
-            let next = inner.pairs.get(&(from, to)).map_or(0, |p| p.next_seq);
-            match seq_status(seq, next) {
-                SeqStatus::Duplicate => return Ok(SendOutcome::Duplicate(seq.unwrap_or(next))),
-                SeqStatus::Gap { expected } => {
+            let next = inner
+                .pairs
+                .get(&(from, to))
+                .map_or(0, |p| p.mailbox.next_seq());
+            match admit(seq, next) {
+                Admission::Duplicate => return Ok(SendOutcome::Duplicate(seq.unwrap_or(next))),
+                Admission::Gap { expected } => {
                     return Err(gap_refusal(from, to, seq.unwrap_or(0), expected));
                 }
-                SeqStatus::Next => {}
+                Admission::Next => {}
             }
-            let queued = inner.pairs.get(&(from, to)).map_or(0, |p| p.bytes);
+            let queued = inner
+                .pairs
+                .get(&(from, to))
+                .map_or(0, |p| p.mailbox.bytes());
             if queued + len > limits.max_queue {
                 return Err(Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                    Refused::Busy,
                     format!(
                         "queue limit: the queue from {} to {} holds {} (limit {}); retry later",
                         from.describe(),
@@ -486,7 +495,7 @@ impl Store for MemoryStore {
             }
             if inner.queued_bytes + len > limits.max_session {
                 return Err(Refusal::new(
-                    StatusCode::TOO_MANY_REQUESTS,
+                    Refused::Busy,
                     format!(
                         "session limit: session '{}' holds {} (limit {}); retry later",
                         shorten(&s.name),
@@ -504,7 +513,7 @@ impl Store for MemoryStore {
             }
             let (Some(charge), Some(body)) = (charge.take(), body.take()) else {
                 return Err(Refusal::new(
-                    StatusCode::SERVICE_UNAVAILABLE,
+                    Refused::Unavailable,
                     "internal error: message used twice; retry",
                 ));
             };
@@ -513,14 +522,11 @@ impl Store for MemoryStore {
             inner.queued_messages += 1;
             let Some(pair) = inner.pairs.get_mut(&(from, to)) else {
                 return Err(Refusal::new(
-                    StatusCode::INTERNAL_SERVER_ERROR,
+                    Refused::Internal,
                     "internal error: mailbox vanished",
                 ));
             };
-            let n = pair.next_seq;
-            pair.next_seq += 1;
-            pair.bytes += len;
-            pair.queue.push_back((n, body));
+            let n = pair.mailbox.push(body);
             pair.notify.notify_waiters();
             Ok(SendOutcome::Queued(n))
         })?;
@@ -540,7 +546,7 @@ impl Store for MemoryStore {
         let budget = self.budget();
         let no_message = || {
             Refusal::new(
-                StatusCode::BAD_REQUEST,
+                Refused::Invalid,
                 format!(
                     "no message queued from {} to {} in session '{}'",
                     from.describe(),
@@ -553,7 +559,7 @@ impl Store for MemoryStore {
         let mut inner = s.lock();
         if let Some(closed) = inner.closed {
             return Err(Refusal::new(
-                StatusCode::BAD_REQUEST,
+                Refused::Invalid,
                 closed.refusal(session).message,
             ));
         }

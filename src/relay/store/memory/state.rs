@@ -1,7 +1,7 @@
 //! The in-memory store's data: a session with its seats and per-pair mailboxes, and the
 //! bookkeeping that releases their memory budget.
 
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{BTreeMap, HashMap};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Instant;
@@ -9,6 +9,7 @@ use std::time::Instant;
 use bytes::Bytes;
 use tokio::sync::Notify;
 
+use crate::net::mailbox::Mailbox;
 use crate::relay::budget::Budget;
 use crate::relay::sessions::{
     Closed, JoinRequest, MESSAGE_OVERHEAD, Refusal, Seat, SessionInfo, TokenDigest, needs_token,
@@ -45,12 +46,8 @@ impl SeatInfo {
 }
 
 pub(super) struct Pair {
-    /// Queued messages with their sequence numbers, oldest first, numbers consecutive.
-    pub(super) queue: VecDeque<(u64, Bytes)>,
-    /// The number the next message sent on this pair gets.
-    pub(super) next_seq: u64,
-    /// Payload bytes queued.
-    pub(super) bytes: usize,
+    /// Queued messages and the number the next one gets.
+    pub(super) mailbox: Mailbox,
     /// Wakes receivers long-polling this pair.
     pub(super) notify: Arc<Notify>,
 }
@@ -58,9 +55,7 @@ pub(super) struct Pair {
 impl Pair {
     pub(super) fn new() -> Self {
         Self {
-            queue: VecDeque::new(),
-            next_seq: 0,
-            bytes: 0,
+            mailbox: Mailbox::new(),
             notify: Arc::new(Notify::new()),
         }
     }
@@ -86,8 +81,7 @@ impl Inner {
     /// Removes the oldest message of `key`'s queue, releasing its memory.
     pub(super) fn pop_front(&mut self, key: (Seat, Seat), budget: &Budget) -> Option<(u64, Bytes)> {
         let pair = self.pairs.get_mut(&key)?;
-        let (seq, msg) = pair.queue.pop_front()?;
-        pair.bytes -= msg.len();
+        let (seq, msg) = pair.mailbox.pop_front()?;
         self.queued_bytes -= msg.len();
         self.queued_messages -= 1;
         let cost = msg.len() + MESSAGE_OVERHEAD;
@@ -109,7 +103,7 @@ impl Inner {
         for key in keys {
             while self.pop_front(key, budget).is_some() {}
             if let Some(pair) = self.pairs.get_mut(&key) {
-                pair.next_seq = 0;
+                pair.mailbox.restart();
                 pair.notify.notify_waiters();
             }
         }

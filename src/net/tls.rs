@@ -214,7 +214,7 @@ fn find_rustls_error<'a>(err: &'a (dyn StdError + 'static)) -> Option<&'a rustls
 /// if TLS is the reason; `None` for other failures (refused connection, timeouts, ...),
 /// which are worth retrying. TLS failures are not: the same certificates fail again.
 pub fn explain_tls_failure(err: &(dyn StdError + 'static), whom: &str) -> Option<String> {
-    let text = crate::channel::relay::chain(err);
+    let text = super::chain(err);
     if let Some(tls) = find_rustls_error(err) {
         return Some(explain_rustls(tls, whom));
     }
