@@ -2,13 +2,13 @@
 //! with the others, when it has some), joins the session, runs the protocol with the others
 //! and prints the result alone on stdout (output parties only).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
 use crate::engine::preprocess::SourceKind;
 use crate::engine::protocol::DEFAULT_CHUNK_ANDS;
-use crate::engine::{PartyConfig, run_party};
+use crate::engine::{ConfigError, PartyConfig, run_party};
 use crate::program::{DeclaredConstants, Outcome, Program};
 use crate::progress::StderrProgress;
 
@@ -138,41 +138,44 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
 
 /// Checks --party, --evaluator, --outputs and --chunk-ands against the party count.
 fn check_indices(args: &PartyArgs, n: usize) -> Result<(), Failure> {
-    if args.party >= n {
-        return Err(Failure::usage(format!(
-            "--party {} does not exist: {} takes inputs from {n} parties (0..{})",
-            args.party,
-            args.program.display(),
-            n - 1
-        )));
-    }
-    if args.evaluator >= n {
-        return Err(Failure::usage(format!(
-            "--evaluator {} does not exist in a session of {n} parties",
-            args.evaluator
-        )));
-    }
-    output_parties(&args.outputs, n)?;
-    if args.chunk_ands == 0 {
-        return Err(Failure::usage("--chunk-ands must be at least 1"));
-    }
-    Ok(())
+    check_flags(
+        &args.program,
+        n,
+        Some(args.party),
+        args.evaluator,
+        &args.outputs,
+        args.chunk_ands,
+    )
+    .map(drop)
 }
 
-/// The sorted output parties from `--outputs` (empty: every party).
-pub fn output_parties(given: &[usize], n: usize) -> Result<Vec<usize>, Failure> {
-    if given.is_empty() {
-        return Ok(PartyConfig::all_learn(n));
-    }
-    if let Some(p) = given.iter().find(|&&p| p >= n) {
-        return Err(Failure::usage(format!(
-            "--outputs names party {p}, which does not exist in a session of {n} parties"
-        )));
-    }
-    let mut parties = given.to_vec();
-    parties.sort_unstable();
-    parties.dedup();
-    Ok(parties)
+/// The engine's one check of party parameters ([`PartyConfig::check_params`]) on the flags
+/// --party (when there is one), --evaluator, --outputs and --chunk-ands, a refusal worded
+/// after the flag; returns the sorted output parties (empty --outputs: every party).
+pub(crate) fn check_flags(
+    program: &Path,
+    n: usize,
+    party: Option<usize>,
+    evaluator: usize,
+    outputs: &[usize],
+    chunk_ands: usize,
+) -> Result<Vec<usize>, Failure> {
+    PartyConfig::check_params(n, party, evaluator, outputs, chunk_ands).map_err(|e| match e {
+        ConfigError::Party { party, .. } => Failure::usage(format!(
+            "--party {party} does not exist: {} takes inputs from {n} parties (0..{})",
+            program.display(),
+            n - 1
+        )),
+        ConfigError::Evaluator { evaluator, .. } => Failure::usage(format!(
+            "--evaluator {evaluator} does not exist in a session of {n} parties"
+        )),
+        ConfigError::OutputParty { party, .. } => Failure::usage(format!(
+            "--outputs names party {party}, which does not exist in a session of {n} parties"
+        )),
+        ConfigError::ChunkAnds => Failure::usage("--chunk-ands must be at least 1"),
+        // The program's party count, refused as the engine would refuse it.
+        ConfigError::PartyCount { .. } | ConfigError::Outputs { .. } => Failure::protocol(e),
+    })
 }
 
 /// Joins the session as party `args.party` of `n`.
@@ -227,7 +230,14 @@ async fn compute(
         session_id: crate::engine::session_id(&args.session, ch.transport().roster_hash()),
         source,
         chunk_ands: args.chunk_ands,
-        outputs: output_parties(&args.outputs, n)?,
+        outputs: check_flags(
+            &args.program,
+            n,
+            Some(args.party),
+            args.evaluator,
+            &args.outputs,
+            args.chunk_ands,
+        )?,
     };
     let started = Instant::now();
     let result = run_party(ch, &cfg, program.circuit(), &input, progress).await;

@@ -4,6 +4,7 @@
 use std::time::{Duration, Instant};
 
 use crate::channel::Channel;
+use crate::engine::PartyConfig;
 use crate::engine::preprocess::dealer::run_dealer;
 use crate::progress::StderrProgress;
 
@@ -33,12 +34,16 @@ pub struct PreArgs {
 
 /// Runs the dealer.
 pub async fn run(args: PreArgs) -> Result<(), Failure> {
-    if args.parties < 2 {
-        return Err(Failure::usage(format!(
-            "--parties must be at least 2, not {}",
-            args.parties
-        )));
-    }
+    PartyConfig::check_party_count(args.parties).map_err(|e| {
+        if args.parties < 2 {
+            Failure::usage(format!(
+                "--parties must be at least 2, not {}",
+                args.parties
+            ))
+        } else {
+            Failure::usage(e)
+        }
+    })?;
     let n = args.parties;
     let progress = StderrProgress::new("dealer", args.quiet);
     let role = Role::dealer(n, &args.session, args.timeout);

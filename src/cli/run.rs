@@ -8,7 +8,7 @@ use crate::engine::Stats;
 use crate::local::{LocalOptions, run_local};
 
 use super::inputs::InputSource;
-use super::party::{Report, output_parties};
+use super::party::{Report, check_flags};
 use super::{Failure, Format};
 
 /// Arguments of `mpc run`.
@@ -69,16 +69,14 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
             sources.len()
         )));
     }
-    if args.evaluator >= n {
-        return Err(Failure::usage(format!(
-            "--evaluator {} does not exist in a session of {n} parties",
-            args.evaluator
-        )));
-    }
-    if args.chunk_ands == 0 {
-        return Err(Failure::usage("--chunk-ands must be at least 1"));
-    }
-    let outputs = output_parties(&args.outputs, n)?;
+    let outputs = check_flags(
+        &args.program,
+        n,
+        None,
+        args.evaluator,
+        &args.outputs,
+        args.chunk_ands,
+    )?;
     let mut inputs = Vec::with_capacity(n);
     for (p, source) in sources.iter().enumerate() {
         let literal = source.read()?;

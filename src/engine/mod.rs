@@ -16,7 +16,7 @@ use thiserror::Error;
 
 use crate::channel::{Channel, ChannelError, Phase};
 
-pub use protocol::{PartyConfig, PartyOutcome, run_party};
+pub use protocol::{ConfigError, HandshakeError, PartyConfig, PartyOutcome, run_party};
 pub use transcript::session_id;
 
 /// Most computing parties in one session. Hash tweaks give a party index 16 bits, so this
@@ -39,7 +39,10 @@ pub enum EngineError {
     Channel(#[from] ChannelError),
     /// The parties disagree about the computation.
     #[error("handshake failed: {0}")]
-    Handshake(String),
+    Handshake(#[from] HandshakeError),
+    /// This party's configuration cannot make a session (party count, indices, outputs).
+    #[error("{0}")]
+    Config(#[from] ConfigError),
     /// A cryptographic check failed: someone cheated or a message was altered in transit.
     #[error(
         "{check} failed on a message from {peer}: {detail} (a party cheated or the message was altered in transit)"

@@ -1,0 +1,191 @@
+//! The online protocol state of one party: input processing, garbling and evaluation chunk
+//! by chunk, and the output. Nothing here awaits: each step takes the messages that arrived
+//! (and the preprocessed material the driver took from the [`crate::engine::preprocess::Source`])
+//! and returns the messages to send; [`super::driver`] moves them over the channel.
+
+mod chunk;
+mod evaluator;
+mod garbler;
+mod inputs;
+mod outputs;
+
+use bytes::Bytes;
+use garble_lang::register_circuit::{Circuit, Op};
+use subtle::ConstantTimeEq;
+
+use super::PartyConfig;
+use crate::channel::{PeerNames, Phase};
+use crate::engine::EngineError;
+use crate::engine::aes::Prg;
+use crate::engine::garble::RowHasher;
+use crate::engine::share::{Block, MacDigest, Slots, bit_at, pack_bits, packed_len};
+
+pub(crate) use evaluator::PendingChunk;
+pub(crate) use outputs::OUTPUT_DONE;
+
+/// The online protocol state of one party.
+pub(crate) struct Online<'a> {
+    cfg: &'a PartyConfig,
+    circuit: &'a Circuit,
+    slots: Slots,
+    names: PeerNames,
+    delta: Block,
+    is_eval: bool,
+    /// Width of MACs+keys per share.
+    w: usize,
+    /// λ shares of every register: bits and MACs/keys.
+    bits: Vec<bool>,
+    mk: Vec<Block>,
+    /// Garbler only: zero-labels of every register.
+    labels: Vec<Block>,
+    /// Evaluator only: masked values and the garblers' labels (m per register).
+    ev_m: Vec<bool>,
+    ev_labels: Vec<Block>,
+    prg: Prg,
+    hasher: RowHasher,
+    /// AND gates processed so far (global gate numbers for the hash tweak).
+    gates_done: u64,
+}
+
+impl<'a> Online<'a> {
+    /// The state of party `cfg.me` with global key `delta`, before input processing.
+    pub(crate) fn new(cfg: &'a PartyConfig, circuit: &'a Circuit, delta: Block) -> Self {
+        let slots = Slots {
+            me: cfg.me,
+            n: cfg.parties,
+        };
+        let m = slots.m();
+        let regs = circuit.max_reg_count;
+        let is_eval = cfg.me == cfg.evaluator;
+        Self {
+            cfg,
+            circuit,
+            delta,
+            slots,
+            names: PeerNames::new(cfg.parties),
+            is_eval,
+            w: 2 * m,
+            bits: vec![false; regs],
+            mk: vec![0; regs * 2 * m],
+            labels: if is_eval { Vec::new() } else { vec![0; regs] },
+            ev_m: if is_eval {
+                vec![false; regs]
+            } else {
+                Vec::new()
+            },
+            ev_labels: if is_eval {
+                vec![0; regs * m]
+            } else {
+                Vec::new()
+            },
+            prg: Prg::from_entropy(),
+            hasher: RowHasher::new(),
+            gates_done: 0,
+        }
+    }
+
+    /// Whether this party evaluates.
+    pub(crate) fn is_evaluator(&self) -> bool {
+        self.is_eval
+    }
+
+    /// Every party but this one, in index order.
+    pub(crate) fn others(&self) -> Vec<usize> {
+        self.slots.others().collect()
+    }
+
+    fn m(&self) -> usize {
+        self.slots.m()
+    }
+
+    fn malformed(&self, peer: usize, phase: Phase, detail: String) -> EngineError {
+        EngineError::Malformed {
+            peer: self.names.name(peer),
+            phase,
+            detail,
+        }
+    }
+
+    /// The end of the chunk that starts at instruction `start`: the first instruction after
+    /// it, and its number of AND gates (at most the configured chunk size).
+    pub(crate) fn chunk_end(&self, start: usize) -> (usize, usize) {
+        let insts = &self.circuit.insts;
+        let mut end = start;
+        let mut gates = 0;
+        while end < insts.len() && gates < self.cfg.chunk_ands {
+            if matches!(insts[end].op, Op::And(_)) {
+                gates += 1;
+            }
+            end += 1;
+        }
+        (end, gates)
+    }
+
+    /// Counts the AND gates of a finished chunk (global gate numbers for the hash tweak).
+    pub(crate) fn chunk_done(&mut self, gates: usize) {
+        self.gates_done += gates as u64;
+    }
+
+    /// Opens this party's shares of registers `regs` to party `j`: the share bits and one
+    /// digest of their MACs towards `j`.
+    fn share_opening(&self, regs: &[usize], j: usize) -> Bytes {
+        let s = self.slots.slot(j);
+        let mut msg = pack_bits(regs.iter().map(|&r| self.bits[r]));
+        let mut digest = MacDigest::with_capacity(regs.len());
+        for &r in regs {
+            digest.push(self.mk[r * self.w + s]);
+        }
+        msg.extend_from_slice(&digest.finish());
+        Bytes::from(msg)
+    }
+
+    /// Checks party `j`'s opening of its shares of `regs` (see [`Self::share_opening`])
+    /// against this party's keys, and XORs the opened bits into `acc`.
+    #[allow(clippy::too_many_arguments)]
+    fn check_share_opening(
+        &self,
+        regs: &[usize],
+        j: usize,
+        msg: &[u8],
+        acc: &mut [bool],
+        phase: Phase,
+        check: &'static str,
+        detail: &str,
+    ) -> Result<(), EngineError> {
+        let nb = packed_len(regs.len());
+        if msg.len() != nb + 32 {
+            return Err(self.malformed(
+                j,
+                phase,
+                format!("expected {} bytes, got {}", nb + 32, msg.len()),
+            ));
+        }
+        let at = self.m() + self.slots.slot(j);
+        let mut digest = MacDigest::with_capacity(regs.len());
+        for (x, &r) in regs.iter().enumerate() {
+            let b = bit_at(msg, x);
+            acc[x] ^= b;
+            let key = self.mk[r * self.w + at];
+            digest.push(if b { key ^ self.delta } else { key });
+        }
+        if !bool::from(digest.finish().ct_eq(&msg[nb..])) {
+            return Err(EngineError::Check {
+                check,
+                peer: self.names.name(j),
+                detail: detail.into(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Adds a public 1 to a share: the evaluator flips its bit, everyone else its key on the
+    /// evaluator's share.
+    #[inline]
+    fn add_one(&self, bit: &mut bool, mk: &mut [Block]) {
+        if self.is_eval {
+            *bit = !*bit;
+        } else {
+            mk[self.m() + self.slots.slot(self.cfg.evaluator)] ^= self.delta;
+        }
+    }
+}
