@@ -1,8 +1,8 @@
 //! The protocol engine: multi-party authenticated garbling (WRK17) as protocol.md specifies.
 //! It knows nothing of HTTP: it drives a [`crate::channel::Channel`].
 
-pub mod aes;
-pub mod garble;
+pub(crate) mod aes;
+pub(crate) mod garble;
 pub mod preprocess;
 pub mod protocol;
 pub mod share;
