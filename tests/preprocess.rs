@@ -435,9 +435,11 @@ fn cheating_base_ot() {
 
 #[test]
 fn cheating_ot_extension() {
-    // Message 0 is the coin commitment, message 1 the first chunk of u-columns. A flip in
-    // column l only reaches the key holder's keys when bit l of its Δ is 1: every run must
-    // be correct or caught, and with 8 different columns some run is caught.
+    // Message 0 is the coin commitment, message 1 the first chunk of corrections (one bit
+    // per row and tree). A flip in tree i's correction reaches the key holder's keys in
+    // column ik+j when bit ik+j of its Δ is 1, so it is missed only if that tree's k bits
+    // of Δ are all 0: every run must be correct or caught, and with 8 different bits some
+    // run is caught.
     let mut caught = 0;
     for col in 0..8 {
         let bit = col * 1_000_003 + 12_345;
@@ -456,6 +458,37 @@ fn cheating_ot_extension() {
     let (run, expected) = run_tampered(2, plan(Phase::OtExtension, 0, 17));
     let v = assert_caught(&run, &expected, &["coin toss commitment check"]);
     assert_eq!(v.detectors, [0]);
+}
+
+/// A malicious MAC holder's punctured OTs (SoftSpokenOT): message 2 of the base-OT phase
+/// carries, for every tree and level, the XOR of the left children masked with k^1 and the
+/// XOR of the right children masked with k^0. The key holder can unmask exactly one of the
+/// two (the side opposite its bit of Δ). A flip there is a tree that is no tree: the key
+/// holder reconstructs wrong leaves from that level down, its keys no longer match, and its OT
+/// extension consistency check aborts naming the cheater. A flip in the other half changes
+/// nothing. Of each pair of runs below exactly one is caught, the other is correct.
+#[test]
+fn cheating_punctured_ot() {
+    use mpc::engine::preprocess::ot::ggm::{K, TREES};
+    for (tree, level) in [(0, 0), (TREES / 2, K - 1), (TREES - 1, K / 2)] {
+        let mut caught = 0;
+        for side in 0..2 {
+            let bit = 8 * 16 * (2 * (tree * K + level) + side) + 37;
+            let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 2, bit));
+            let v = run.judge(
+                &expected,
+                &["OT extension consistency check"],
+                &Blame::only(1),
+            );
+            if v.caught() {
+                assert_eq!(v.detectors, [0]);
+                caught += 1;
+            } else {
+                assert_eq!(v.correct, [0, 2], "{v:?}");
+            }
+        }
+        assert_eq!(caught, 1, "tree {tree}, level {level}");
+    }
 }
 
 #[test]
@@ -488,8 +521,8 @@ fn cheating_abit_check() {
 }
 
 /// The attack the aBit consistency check exists for: party 1 authenticates one of its bits
-/// as x towards party 0 and as ¬x towards party 2. It flips that bit in every u-column of the
-/// OT extension it sends to party 2 and sends party 2 the x̃ of the flipped bits, so party
+/// as x towards party 0 and as ¬x towards party 2. It flips that bit in its OT-extension
+/// correction of every tree it sends to party 2 and sends party 2 the x̃ of the flipped bits, so party
 /// 2's OT extension consistency check passes (its keys are consistent keys for ¬x); only the
 /// comparison of x̃ across parties sees that party 1 used different bits towards them.
 ///

@@ -42,7 +42,7 @@
 //! elements whatever c is. It may choose B_0 and B_1 freely, which only amounts to choosing
 //! the two keys it knows anyway; it cannot make an abort depend on c, because the receiver
 //! checks both B_0 and B_1 before it uses B_c. Later using keys other than the ones the
-//! receiver got shows up as inconsistent u-columns in the OT extension, which the OT
+//! receiver got shows up as inconsistent punctured-OT trees in the OT extension, which the OT
 //! extension consistency check catches. Both sides reject, with the "base OT" check naming
 //! the sender of the message, messages of the wrong length, encodings that are not canonical
 //! Ristretto255 points, the identity, and requests whose reconstructed m_j is the identity.
