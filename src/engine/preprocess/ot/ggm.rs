@@ -204,9 +204,21 @@ mod tests {
         let changed = (0..LEAVES - 1).filter(|&y| got[y] != honest[y]).count();
         assert_eq!(changed, LEAVES - 1);
         assert_eq!(got[LEAVES - 1..], honest[LEAVES - 1..]);
-        // The half it cannot unmask changes nothing.
-        let mut bad = msg.to_vec();
-        bad[c * 16] ^= 1;
-        assert_eq!(reconstruct(&bad, &chosen, delta), honest);
+        // At every level of every tree: the half it cannot unmask changes nothing, the other
+        // spoils that tree's leaves.
+        for l in 0..KAPPA {
+            let c = ((delta >> l) & 1) as usize;
+            for side in 0..2 {
+                let mut bad = msg.to_vec();
+                bad[(2 * l + side) * 16 + 7] ^= 0x20;
+                let got = reconstruct(&bad, &chosen, delta);
+                let tree = (l / K) * (LEAVES - 1)..(l / K + 1) * (LEAVES - 1);
+                if side == c {
+                    assert_eq!(got, honest, "base OT {l}, side {side}");
+                } else {
+                    assert_ne!(got[tree.clone()], honest[tree], "base OT {l}, side {side}");
+                }
+            }
+        }
     }
 }
