@@ -16,8 +16,8 @@ use crate::channel::{Channel, ChannelError, Phase};
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Cheat {
     /// OT-based preprocessing (FaBit^n): in batch `batch`, authenticate bit `row` flipped
-    /// towards party `towards` only, i.e. flip that bit in every u-column of the OT extension
-    /// sent to it and send it the x̃ of the flipped bits, so that its OT extension
+    /// towards party `towards` only, i.e. flip that bit in the OT-extension correction of
+    /// every tree sent to it and send it the x̃ of the flipped bits, so that its OT extension
     /// consistency check passes and only the aBit consistency check can notice.
     ABitEquivocation {
         /// The party that gets the flipped bit.

@@ -374,9 +374,11 @@ fn cheating_base_ot() {
 
 #[test]
 fn cheating_ot_extension() {
-    // Message 0 is the coin commitment, message 1 the first chunk of u-columns. A flip in
-    // column l only reaches the key holder's keys when bit l of its Δ is 1: every run must
-    // be correct or caught, and with 8 different columns some run is caught.
+    // Message 0 is the coin commitment, message 1 the first chunk of corrections (one bit
+    // per row and tree). A flip in tree i's correction reaches the key holder's keys in
+    // column ik+j when bit ik+j of its Δ is 1, so it is missed only if that tree's k bits
+    // of Δ are all 0: every run must be correct or caught, and with 8 different bits some
+    // run is caught.
     let mut caught = 0;
     for col in 0..8 {
         let bit = col * 1_000_003 + 12_345;
@@ -395,6 +397,45 @@ fn cheating_ot_extension() {
     let (run, expected) = run_tampered(2, plan(Phase::OtExtension, 0, 17));
     let v = assert_caught(&run, &expected, &["coin toss commitment check"]);
     assert_eq!(v.detectors, [0]);
+}
+
+/// A malicious MAC holder's punctured OTs (SoftSpokenOT): message 2 of the base-OT phase
+/// carries, for every tree and level, the XOR of the left children masked with k^1 and the
+/// XOR of the right children masked with k^0. The key holder can unmask exactly one of the
+/// two (the side opposite its bit of Δ). A flip there is a tree that is no tree: the key
+/// holder reconstructs wrong leaves from that level down, its keys no longer match, and its
+/// OT extension consistency check aborts naming the cheater. A flip in the other half
+/// changes nothing.
+#[test]
+fn cheating_punctured_ot() {
+    use mpc::engine::preprocess::ot::ggm::{K, TREES};
+    let bit =
+        |tree: usize, level: usize, side: usize| 8 * 16 * (2 * (tree * K + level) + side) + 37;
+    let judge = |b: usize| {
+        let (run, expected) = run_tampered(1, plan(Phase::BaseOt, 2, b));
+        run.judge(
+            &expected,
+            &["OT extension consistency check"],
+            &Blame::only(1),
+        )
+    };
+    // Level 1 of tree 0 hangs on bit 0 of Δ, which is always 1: party 0 unmasks the left
+    // half (side 0), never the right one.
+    let v = judge(bit(0, 0, 0));
+    assert_eq!(v.detectors, [0], "{v:?}");
+    let v = judge(bit(0, 0, 1));
+    assert_eq!(v.correct, [0, 2], "{v:?}");
+    // Elsewhere which half matters depends on party 0's random Δ: every run is caught by
+    // party 0 or correct.
+    for (tree, level) in [(TREES / 2, K - 1), (TREES - 1, K / 2)] {
+        for side in 0..2 {
+            let v = judge(bit(tree, level, side));
+            assert!(
+                v.detectors == [0] || v.correct == [0, 2],
+                "tree {tree}, level {level}, side {side}: {v:?}"
+            );
+        }
+    }
 }
 
 #[test]
@@ -427,8 +468,8 @@ fn cheating_abit_check() {
 }
 
 /// The attack the aBit consistency check exists for: party 1 authenticates one of its bits
-/// as x towards party 0 and as ¬x towards party 2. It flips that bit in every u-column of the
-/// OT extension it sends to party 2 and sends party 2 the x̃ of the flipped bits, so party
+/// as x towards party 0 and as ¬x towards party 2. It flips that bit in its OT-extension
+/// correction of every tree it sends to party 2 and sends party 2 the x̃ of the flipped bits, so party
 /// 2's OT extension consistency check passes (its keys are consistent keys for ¬x); only the
 /// comparison of x̃ across parties sees that party 1 used different bits towards them.
 ///

@@ -4,8 +4,9 @@
 //!
 //! Two checks make this maliciously secure:
 //!
-//! - **OT extension consistency check** (KOS15, per ordered pair): with challenges χ_t from a
-//!   coin toss made after every u-matrix was sent, P_i sends x̃_i = Σ χ_t·x_i[t] and
+//! - **OT extension consistency check** (KOS15's check, per ordered pair, on the output of
+//!   the SoftSpokenOT extension of [`super::extension`]): with challenges χ_t from a coin
+//!   toss made after every correction message was sent, P_i sends x̃_i = Σ χ_t·x_i[t] and
 //!   t̃ = Σ χ_t·M_j[x_i[t]] to P_j, which checks Σ χ_t·K_j[x_i[t]] = t̃ ⊕ x̃_i·Δ_j.
 //! - **aBit consistency check** (WRK17: a party must use the *same* bits towards everyone):
 //!   the challenges are common to all pairs, so if P_i used bits x towards P_j and x' ≠ x
@@ -21,7 +22,7 @@ use bytes::Bytes;
 use subtle::ConstantTimeEq;
 
 use super::common::{CoinToss, Ctx, get_bit, offload, read_block};
-use super::extension::PairOt;
+use super::extension::{self, PairOt};
 use super::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
@@ -31,8 +32,9 @@ use crate::engine::share::Block;
 /// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
 pub const SACRIFICE: usize = 256;
 
-/// Rows per OT-extension message (a multiple of 128; 256 KiB of u-columns, small enough for
-/// the allocator to recycle the message buffers instead of mapping fresh pages each time).
+/// Rows per OT-extension message (a multiple of 128; 64 KiB of corrections at k = 4, small
+/// enough for the allocator to recycle the message buffers instead of mapping fresh pages
+/// each time).
 pub const CHUNK_ROWS: usize = 1 << 14;
 
 /// The check that a bad OT-extension message fails.
@@ -103,7 +105,7 @@ pub async fn generate<C: Channel>(
     })
     .await?;
 
-    // The challenge seed is committed to before any u-matrix is sent and opened after all
+    // The challenge seed is committed to before any correction is sent and opened after all
     // are, so no MAC holder can adapt its bits to the challenges.
     let coin = CoinToss::commit(ctx, Phase::OtExtension, b"OT extension challenge").await?;
 
@@ -119,7 +121,7 @@ pub async fn generate<C: Channel>(
         st = back;
         let received = ctx.exchange_each(Phase::OtExtension, msgs).await?;
         for (s, u) in received.iter().enumerate() {
-            ctx.expect_len(s, Phase::OtExtension, u, rows * 16)?;
+            ctx.expect_len(s, Phase::OtExtension, u, extension::message_len(rows))?;
         }
         st = offload(move || {
             st.key_side(start, rows, delta, &received);
@@ -260,7 +262,7 @@ fn equivocate_x_tilde(mut msgs: Vec<Bytes>, slot: usize, x_tilde: Block) -> Vec<
 }
 
 impl Extension {
-    /// The MAC-holder side of rows `start..start + rows` with every peer: the u-messages.
+    /// The MAC-holder side of rows `start..start + rows` with every peer: the corrections.
     fn mac_side(&mut self, start: usize, rows: usize) -> Vec<Bytes> {
         let nb = rows / 128;
         let x = &self.ab.bits[start / 128..start / 128 + nb];
@@ -291,7 +293,7 @@ impl Extension {
         msgs
     }
 
-    /// The key-holder side of the same rows, from the peers' (length-checked) u-messages.
+    /// The key-holder side of the same rows, from the peers' (length-checked) corrections.
     fn key_side(&mut self, start: usize, rows: usize, delta: Block, received: &[Bytes]) {
         let nb = rows / 128;
         for (s, (pair, u)) in self.pairs.iter_mut().zip(received).enumerate() {
@@ -300,6 +302,7 @@ impl Extension {
                 u,
                 nb,
                 &mut self.cols,
+                &mut self.scratch,
                 &mut self.ab.keys[s][start..start + rows],
             );
         }

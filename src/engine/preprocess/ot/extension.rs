@@ -1,51 +1,119 @@
-//! Correlated-OT extension (IKNP matrix, KOS15 consistency check) between one ordered pair.
+//! Correlated-OT extension between one ordered pair: SoftSpokenOT (Roy, CRYPTO 2022), the
+//! subspace-VOLE generalisation of IKNP, with k = [`K`] bits of Δ per punctured OT.
 //!
-//! The MAC holder P_i has bits x_t; the key holder P_j has Δ_j and, from the base OTs, the
-//! seed k_l^{Δ_j[l]} of each column l, while P_i has both k_l^0 and k_l^1. Per chunk of rows:
+//! The MAC holder P_i has bits x; the key holder P_j has Δ_j. From [`super::ggm`], for every
+//! tree i (k consecutive bits of Δ_j, p_i = those bits as a number), P_i holds all 2^k leaf
+//! seeds s_x and P_j every one but s_{p_i}. Both expand the leaves they hold into streams
+//! G(s_x) (one bit per row). Per chunk of rows and per tree:
 //!
-//! - P_i: t^l = G(k_l^0), u^l = t^l ⊕ G(k_l^1) ⊕ x, sends the 128 columns u^l;
-//! - P_j: q^l = G(k_l^{Δ_l}) ⊕ Δ_l·u^l = t^l ⊕ Δ_l·x;
+//! - P_i: u = ⊕_x G(s_x) and, for j < k, t^{ik+j} = ⊕_{x: bit j of x is 1} G(s_x); it sends
+//!   the correction c = u ⊕ x (one bit per row and tree: κ/k bits per row in all, instead of
+//!   IKNP's κ);
+//! - P_j: w^{ik+j} = ⊕_{x ≠ p} (bit j of x ⊕ p)·G(s_x), which equals t^{ik+j} ⊕ p_j·u (the
+//!   term of the missing leaf has coefficient 0), and q^{ik+j} = w^{ik+j} ⊕ p_j·c
+//!   = t^{ik+j} ⊕ Δ_j[ik+j]·x;
 //! - both transpose: row t of q is K_j[x_t], row t of t is M_j[x_t] = K_j[x_t] ⊕ x_t·Δ_j.
 //!
-//! Δ_j's lowest bit is 1 (the online protocol reads share bits from MAC lsbs). That only
-//! fixes one choice bit of the base OTs: column 0 is always q^0 = t^0 ⊕ x, so the MAC holder
-//! knows the lowest bit of its keys, which it knows anyway (lsb K = lsb M ⊕ x). The other 127
-//! bits of Δ_j stay hidden, so the check below still leaves a cheating receiver 127 unknown
-//! bits.
+//! That is the IKNP correlation, column by column, so everything downstream is unchanged,
+//! including the consistency check ([`super::abit`]): after all corrections are sent, a
+//! coin-tossed seed gives χ_t ∈ GF(2^128); P_i sends x̃ = Σ χ_t·x_t and t̃ = Σ χ_t·M[x_t];
+//! P_j checks Σ χ_t·K[x_t] = t̃ ⊕ x̃·Δ_j; 256 extra random rows are sacrificed so that x̃
+//! reveals nothing about the useful bits. With k = 1 this is exactly KOS15.
 //!
-//! The consistency check (in [`super::abit`]): after all u are sent, a coin-tossed seed gives
-//! χ_t ∈ GF(2^128); P_i sends x̃ = Σ χ_t·x_t and t̃ = Σ χ_t·M[x_t]; P_j checks
-//! Σ χ_t·K[x_t] = t̃ ⊕ x̃·Δ_j. 256 extra random rows are sacrificed so that x̃ reveals nothing
-//! about the useful bits.
+//! What a cheating MAC holder can do: corrections that are not u ⊕ x for one common x add
+//! p_j·e_i to column ik+j, as a bad IKNP u-column did; a GGM tree that is no tree makes P_j's
+//! columns some function of p_i the cheater knows. Either way the check passes only for the
+//! values of Δ_j's bits the cheater bet on, so it learns a few bits of Δ_j at the risk of an
+//! abort per guess: the leakage WRK17's FaBit analysis tolerates. The key holder learns
+//! nothing of x: every correction is masked by G(s_{p_i}), a stream it cannot compute.
+//!
+//! Δ_j's lowest bit is 1 (the online protocol reads share bits from MAC lsbs). That only
+//! fixes one bit of tree 0's p, which tells the MAC holder the lowest bit of its keys, which
+//! it knows anyway (lsb K = lsb M ⊕ x); the other 127 bits of Δ_j stay hidden.
+//!
+//! Cost per 128 rows and tree: 2^k AES blocks at the MAC holder, 2^k − 1 at the key holder,
+//! and about 2·2^k block XORs to fold the leaves into the k columns (pairs of leaves that
+//! differ in bit j are folded at step j).
 
 use super::base::{KAPPA, PairSeeds};
-use super::common::read_block;
+use super::common::{Ctx, read_block};
+use super::ggm::{self, K, LEAVES, TREES};
+use crate::channel::{Channel, Phase};
+use crate::engine::EngineError;
 use crate::engine::aes::Prg;
 use crate::engine::share::Block;
 
-/// The expanded base-OT seeds of one peer, kept for the whole session (every batch
-/// continues the same streams, so base OTs run once).
+/// Bytes of the correction message for `rows` rows (a multiple of 128): κ/k bits per row.
+pub fn message_len(rows: usize) -> usize {
+    TREES * (rows / 128) * 16
+}
+
+/// The leaf streams of one peer, kept for the whole session (every batch continues the
+/// same streams, so base OTs and trees are made once).
 pub struct PairOt {
-    /// Streams of k_l^0 (this party holds MACs towards the peer).
-    mac0: Vec<Prg>,
-    /// Streams of k_l^1.
-    mac1: Vec<Prg>,
-    /// Streams of k_l^{Δ_l} (this party holds keys on the peer's bits).
+    /// Streams of the leaves of the trees this party built (it holds MACs towards the
+    /// peer): tree i's leaf x at `i·2^k + x`.
+    mac: Vec<Prg>,
+    /// Streams of the peer's punctured trees (this party holds keys on the peer's bits):
+    /// tree i's leaf x at `i·(2^k − 1) + (x ⊕ p_i) − 1`.
     key: Vec<Prg>,
 }
 
+/// Makes the punctured OTs with every peer from the base-OT keys (one message each way per
+/// pair) and returns the pair states in slot order.
+pub async fn setup<C: Channel>(
+    ctx: &mut Ctx<'_, C>,
+    seeds: &[PairSeeds],
+) -> Result<Vec<PairOt>, EngineError> {
+    let mut mine = Vec::with_capacity(seeds.len());
+    let mut msgs = Vec::with_capacity(seeds.len());
+    for seed in seeds {
+        let (leaves, msg) = ggm::build(&mut ctx.rng, &seed.sent);
+        mine.push(leaves);
+        msgs.push(msg);
+    }
+    let received = ctx.exchange_each(Phase::BaseOt, msgs).await?;
+    let mut pairs = Vec::with_capacity(seeds.len());
+    for (s, (msg, leaves)) in received.iter().zip(&mine).enumerate() {
+        ctx.expect_len(s, Phase::BaseOt, msg, ggm::MESSAGE)?;
+        let theirs = ggm::reconstruct(msg, &seeds[s].chosen, ctx.delta);
+        pairs.push(PairOt::new(leaves, &theirs));
+    }
+    Ok(pairs)
+}
+
+/// Folds the 2^k expansions in `buf` (leaf x at `x·nb`) into the k columns in `cols`
+/// (column j at `j·nb`: the XOR of the leaves with bit j set) and leaves the XOR of all
+/// leaves in `buf[..nb]`. Step j pairs the partial sums that differ in bit j.
+fn fold(buf: &mut [Block], nb: usize, cols: &mut [Block]) {
+    let mut n = LEAVES;
+    for col in cols.chunks_exact_mut(nb) {
+        col.fill(0);
+        for a in 0..n / 2 {
+            for (b, c) in col.iter_mut().enumerate() {
+                let even = buf[2 * a * nb + b];
+                let odd = buf[(2 * a + 1) * nb + b];
+                *c ^= odd;
+                buf[a * nb + b] = even ^ odd;
+            }
+        }
+        n /= 2;
+    }
+}
+
 impl PairOt {
-    /// Streams from the base-OT seeds.
-    pub fn new(seeds: &PairSeeds) -> Self {
+    /// Streams from the leaves this party built and the punctured leaves it received.
+    pub fn new(mac_leaves: &[Block], key_leaves: &[Block]) -> Self {
+        let stream = |leaf: &Block| Prg::new(leaf.to_le_bytes());
         Self {
-            mac0: seeds.sent.iter().map(|k| Prg::new(k[0])).collect(),
-            mac1: seeds.sent.iter().map(|k| Prg::new(k[1])).collect(),
-            key: seeds.chosen.iter().map(|k| Prg::new(*k)).collect(),
+            mac: mac_leaves.iter().map(stream).collect(),
+            key: key_leaves.iter().map(stream).collect(),
         }
     }
 
     /// MAC-holder side of one chunk of `128·nb` rows: `x` holds the chunk's bits packed
-    /// (nb blocks). Appends the u-columns to `msg` and writes the MACs to `macs`.
+    /// (nb blocks). Appends the corrections (tree by tree) to `msg` and writes the MACs to
+    /// `macs`.
     pub fn mac_chunk(
         &mut self,
         x: &[Block],
@@ -56,36 +124,51 @@ impl PairOt {
     ) {
         let nb = x.len();
         cols.resize(KAPPA * nb, 0);
-        msg.reserve(KAPPA * nb * 16);
-        for l in 0..KAPPA {
-            let t = &mut cols[l * nb..(l + 1) * nb];
-            self.mac0[l].fill(t);
-            scratch.resize(nb, 0);
-            self.mac1[l].fill(scratch);
-            for ((s, t), x) in scratch.iter().zip(t.iter()).zip(x) {
-                msg.extend_from_slice(&(s ^ t ^ x).to_le_bytes());
+        scratch.resize(LEAVES * nb, 0);
+        msg.reserve(message_len(128 * nb));
+        for (i, tree_cols) in cols.chunks_exact_mut(K * nb).enumerate() {
+            for (leaf, out) in self.mac[i * LEAVES..(i + 1) * LEAVES]
+                .iter_mut()
+                .zip(scratch.chunks_exact_mut(nb))
+            {
+                leaf.fill(out);
+            }
+            fold(scratch, nb, tree_cols);
+            for (u, x) in scratch[..nb].iter().zip(x) {
+                msg.extend_from_slice(&(u ^ x).to_le_bytes());
             }
         }
         transpose_into(cols, nb, macs);
     }
 
-    /// Key-holder side of one chunk: `u` is the peer's message for the chunk (already
-    /// length-checked: `128·nb` blocks). Writes the keys to `keys`.
+    /// Key-holder side of one chunk: `c` is the peer's correction message for the chunk
+    /// (already length-checked: [`message_len`] of `128·nb` rows). Writes the keys to `keys`.
     pub fn key_chunk(
         &mut self,
         delta: Block,
-        u: &[u8],
+        c: &[u8],
         nb: usize,
         cols: &mut Vec<Block>,
+        scratch: &mut Vec<Block>,
         keys: &mut [Block],
     ) {
         cols.resize(KAPPA * nb, 0);
-        for l in 0..KAPPA {
-            let q = &mut cols[l * nb..(l + 1) * nb];
-            self.key[l].fill(q);
-            if (delta >> l) & 1 == 1 {
-                for (b, q) in q.iter_mut().enumerate() {
-                    *q ^= read_block(u, l * nb + b).unwrap_or(0);
+        scratch.resize(LEAVES * nb, 0);
+        for (i, tree_cols) in cols.chunks_exact_mut(K * nb).enumerate() {
+            // Slot y = x ⊕ p: slot 0 is the punctured leaf, whose coefficient is 0.
+            scratch[..nb].fill(0);
+            for (leaf, out) in self.key[i * (LEAVES - 1)..(i + 1) * (LEAVES - 1)]
+                .iter_mut()
+                .zip(scratch[nb..].chunks_exact_mut(nb))
+            {
+                leaf.fill(out);
+            }
+            fold(scratch, nb, tree_cols);
+            for (j, col) in tree_cols.chunks_exact_mut(nb).enumerate() {
+                // All ones when bit ik+j of Δ is set: no branch on Δ.
+                let mask = 0u128.wrapping_sub((delta >> (i * K + j)) & 1);
+                for (b, q) in col.iter_mut().enumerate() {
+                    *q ^= read_block(c, i * nb + b).unwrap_or(0) & mask;
                 }
             }
         }
@@ -146,6 +229,66 @@ fn transpose128(a: &mut [u128; 128]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The two sides of one ordered pair, from random base-OT keys and Δ, without a channel.
+    fn pair(rng: &mut Prg, delta: Block) -> (PairOt, PairOt) {
+        let sent: Vec<[[u8; 16]; 2]> = (0..KAPPA)
+            .map(|_| [rng.block().to_le_bytes(), rng.block().to_le_bytes()])
+            .collect();
+        let chosen: Vec<[u8; 16]> = (0..KAPPA)
+            .map(|l| sent[l][((delta >> l) & 1) as usize])
+            .collect();
+        let (leaves, msg) = ggm::build(rng, &sent);
+        let theirs = ggm::reconstruct(&msg, &chosen, delta);
+        (PairOt::new(&leaves, &[]), PairOt::new(&[], &theirs))
+    }
+
+    #[test]
+    fn vole_gives_the_cot_correlation_row_by_row() {
+        let mut rng = Prg::from_entropy();
+        for delta in [1, !0, rng.block() | 1, rng.block()] {
+            let (mut mac_side, mut key_side) = pair(&mut rng, delta);
+            let (mut cols, mut scratch) = (Vec::new(), Vec::new());
+            // Two chunks of different sizes: the streams continue across chunks.
+            for nb in [3, 1] {
+                let mut x = vec![0u128; nb];
+                rng.fill(&mut x);
+                let mut msg = Vec::new();
+                let mut macs = vec![0u128; 128 * nb];
+                mac_side.mac_chunk(&x, &mut cols, &mut scratch, &mut msg, &mut macs);
+                assert_eq!(msg.len(), message_len(128 * nb));
+                let mut keys = vec![0u128; 128 * nb];
+                key_side.key_chunk(delta, &msg, nb, &mut cols, &mut scratch, &mut keys);
+                for t in 0..128 * nb {
+                    let bit = (x[t / 128] >> (t % 128)) & 1;
+                    let expected = keys[t] ^ if bit == 1 { delta } else { 0 };
+                    assert_eq!(macs[t], expected, "row {t}, Δ {delta:#x}");
+                }
+                // The keys are not all equal to the MACs (x is hidden in the corrections).
+                assert!((0..128 * nb).any(|t| keys[t] != macs[t]));
+            }
+        }
+    }
+
+    #[test]
+    fn fold_sums_the_leaves_of_every_bit() {
+        let nb = 2;
+        let mut buf = vec![0u128; LEAVES * nb];
+        Prg::new([5; 16]).fill(&mut buf);
+        let orig = buf.clone();
+        let mut cols = vec![0u128; K * nb];
+        fold(&mut buf, nb, &mut cols);
+        for b in 0..nb {
+            let all = (0..LEAVES).fold(0, |acc, x| acc ^ orig[x * nb + b]);
+            assert_eq!(buf[b], all);
+            for j in 0..K {
+                let want = (0..LEAVES)
+                    .filter(|x| (x >> j) & 1 == 1)
+                    .fold(0, |acc, x| acc ^ orig[x * nb + b]);
+                assert_eq!(cols[j * nb + b], want, "column {j}, block {b}");
+            }
+        }
+    }
 
     #[test]
     fn transpose_matches_naive() {

@@ -11,19 +11,29 @@
 //! 3. [`super::faand`]: half ANDs, leaky ANDs with the leaky AND check, bucketing with the
 //!    bucketing MAC check, then the batch's material in the order the online phase consumes it.
 //!
-//! **Choice of OT extension: KOS15 (IKNP matrix + the KOS consistency check).** SoftSpokenOT
-//! (Roy, CRYPTO 2022), which MP-SPDZ adopted, points out a gap in KOS15's original proof;
-//! with k = 1 it has exactly this structure (an IKNP matrix checked by a universal hash with
-//! a coin-tossed challenge), and larger k divides the u-matrix bandwidth by k at 2^k/k times
-//! the PRG work. We run the check in its conservative form: the challenges χ_t ∈ GF(2^128)
-//! come from a coin toss made after every u-matrix was sent, the whole matrix is combined
-//! in GF(2^128) (not per bit), and 256 ≥ κ + ρ random rows are sacrificed so the revealed
-//! combination hides the used bits. For authenticated bits all the check has to bound is a
-//! cheating MAC holder learning a few bits of Δ by guessing (each wrong guess aborts), the
-//! leakage WRK17's FaBit analysis already tolerates. Why not larger k: here computation,
-//! not bandwidth, is the bottleneck (all parties share 2 cores in tests and `mpc run`; the
-//! u-matrices are 16 bytes per aBit, less than the leaky-AND traffic), so k = 1 is both the
-//! fastest and the simplest to audit.
+//! **Choice of OT extension: SoftSpokenOT with k = [`ggm::K`], checked as in KOS15.**
+//! IKNP/KOS15 sends a κ-bit u-row per authenticated bit: 16 bytes per aBit and ordered pair,
+//! about 384 of the 676 bytes per AND gate that 2 parties sent without a dealer. SoftSpokenOT
+//! (Roy, CRYPTO 2022, which MP-SPDZ and emp-ot adopted) replaces the κ base OTs per pair by
+//! κ/k punctured (2^k − 1)-out-of-2^k OTs ([`ggm`], GGM trees of depth k built once from the
+//! same base OTs, choices = k bits of Δ each) and sends one correction bit per tree and aBit:
+//! κ/k bits per aBit, at 2^k/k times the PRG work (see [`extension`]). With k = 1 it is
+//! exactly KOS15. Its output is the IKNP correlation column by column, so KOS15's check runs
+//! on it unchanged, in its conservative form: the challenges χ_t ∈ GF(2^128) come from a coin
+//! toss made after every correction was sent, the whole matrix is combined in GF(2^128) (not
+//! per bit), and 256 ≥ κ + ρ random rows are sacrificed so the revealed combination hides the
+//! used bits. For authenticated bits all the check has to bound is a cheating MAC holder
+//! learning a few bits of Δ by guessing (each wrong guess aborts; a bad tree or correction
+//! only lets it bet on the k bits of Δ under one tree), the leakage WRK17's FaBit analysis
+//! already tolerates. Roy's paper also points out a gap in KOS15's original proof; the
+//! conservative check is the form its analysis covers. Why k = 4: measured on the 1M-AND
+//! benchmark (2 parties, `mpc run --no-dealer`, both sharing 2 busy cores, interleaved
+//! runs): KOS15 sent 676 bytes per AND gate, k = 4 sends 364 and k = 8 312; k = 4 took
+//! 12.0–16.5 s where KOS15 took 11.4–14.7 s on the same loaded machine (within a few
+//! percent in one process, where bytes cost only a copy), k = 8 took 27–43 s (256 AES
+//! blocks per tree and 128 rows). k = 2 would send about 484. Through the relay every
+//! byte is also sealed and forwarded, which k = 4 saves 336 MB of; peak memory is
+//! unchanged (about 180 MB).
 //!
 //! Global keys: each party samples Δ with its lowest bit set; that bit is a base-OT choice
 //! like any other, so the COT correlation is exactly Δ and the online phase's invariant
@@ -51,6 +61,7 @@ pub mod base;
 pub mod common;
 pub mod extension;
 pub mod gf;
+pub mod ggm;
 
 use std::collections::VecDeque;
 
@@ -229,8 +240,8 @@ impl<'c, C: Channel> OtSource<'c, C> {
         };
         progress.phase("base OT", 0);
         let seeds = base::run(&mut ctx).await?;
+        let pairs = extension::setup(&mut ctx, &seeds).await?;
         progress.finish();
-        let pairs = seeds.iter().map(PairOt::new).collect();
         let plan = plan(inputs, ands, max_batch_ands as u64, max_leaky as u64);
         let mut source = OtSource {
             ctx,
