@@ -20,7 +20,7 @@ use crate::engine::share::{
     AuthBits, Block, Slots, bit_at, block_at, pack_bits, packed_len, put_blocks, random_delta,
 };
 use crate::engine::transcript::Transcript;
-use crate::engine::{EngineError, MAX_PARTIES, Progress, exchange};
+use crate::engine::{EngineError, PartyConfig, Progress, exchange};
 
 /// Shares per dealer chunk (a multiple of [`ITEMS_PER_AND`]).
 pub const CHUNK_ITEMS: usize = 1 << 15;
@@ -122,11 +122,7 @@ pub async fn run_dealer<C: Channel>(
     parties: usize,
     progress: &dyn Progress,
 ) -> Result<DealerSummary, EngineError> {
-    if !(2..=MAX_PARTIES).contains(&parties) {
-        return Err(EngineError::Setup(format!(
-            "a session needs at least 2 and at most {MAX_PARTIES} parties, not {parties}"
-        )));
-    }
+    PartyConfig::check_party_count(parties)?;
     let names = PeerNames::new(parties);
     let all: Vec<usize> = (0..parties).collect();
     progress.phase("waiting for requests", 0);

@@ -74,7 +74,7 @@ use crate::channel::{Channel, PeerNames};
 use crate::engine::aes::Prg;
 use crate::engine::share::{AuthBits, Block, Slots};
 use crate::engine::transcript::Transcript;
-use crate::engine::{EngineError, MAX_PARTIES, Progress};
+use crate::engine::{EngineError, PartyConfig, Progress};
 
 /// Most leaky triples (AND gates × bucket size) per batch for 2 parties: what bounds a
 /// batch's memory, about 50 MiB per party (65,536 AND gates at B = 4). See
@@ -218,9 +218,10 @@ impl<'c, C: Channel> OtSource<'c, C> {
         max_batch_ands: usize,
         progress: &'c dyn Progress,
     ) -> Result<Self, EngineError> {
-        if !(2..=MAX_PARTIES).contains(&slots.n) || slots.me >= slots.n {
+        PartyConfig::check_party_count(slots.n)?;
+        if slots.me >= slots.n {
             return Err(EngineError::Setup(format!(
-                "party {} of {} parties: a session needs 2 to {MAX_PARTIES} parties",
+                "party {} of a session of {} parties does not exist",
                 slots.me, slots.n
             )));
         }
