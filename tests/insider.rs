@@ -11,9 +11,10 @@
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use aes_gcm::aead::AeadInOut;
+use aes_gcm::aead::consts::U12;
+use aes_gcm::{Aes256Gcm, KeyInit, Nonce, Tag};
 use bytes::Bytes;
-use chacha20poly1305::aead::AeadInOut;
-use chacha20poly1305::{ChaCha20Poly1305, KeyInit, Nonce, Tag};
 use futures_util::future::join_all;
 use mpc::channel::identity::{Identity, Roster};
 use mpc::channel::memory::{MemoryTransport, memory_channels};
@@ -260,9 +261,14 @@ async fn without_a_roster_the_same_insider_sits_in_the_middle() {
     let tag = Tag::try_from(&buf[body..]).expect("tag");
     let mut nonce = [0u8; 12];
     nonce[4..].copy_from_slice(&1u64.to_le_bytes());
-    let cipher = ChaCha20Poly1305::new_from_slice(&*with_2.recv).expect("key");
+    let cipher = Aes256Gcm::new_from_slice(&*with_2.recv).expect("key");
     cipher
-        .decrypt_inout_detached(&Nonce::from(nonce), &[], (&mut buf[..body]).into(), &tag)
+        .decrypt_inout_detached(
+            &Nonce::<U12>::from(nonce),
+            &[],
+            (&mut buf[..body]).into(),
+            &tag,
+        )
         .expect("the insider opens party 2's frame");
     assert_eq!(&buf[..body], b"party 2's secret share");
     drop(with_0);
