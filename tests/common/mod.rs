@@ -55,10 +55,32 @@ pub fn free_port() -> u16 {
 
 /// `n` distinct loopback ports on which nothing listens: each is held until all are picked,
 /// so that the system cannot hand out one port twice.
+///
+/// They are drawn below the system's ephemeral range (`ip_local_port_range`): a port from
+/// that range, once released, can be taken as the source port of any outgoing connection
+/// of the tests running beside (which happened: "Address already in use" when the test's
+/// endpoint then bound it). Below the range only another explicit pick can take it.
 pub fn free_ports(n: usize) -> Vec<u16> {
-    let held: Vec<TcpListener> = (0..n)
-        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
-        .collect();
+    let low = std::fs::read_to_string("/proc/sys/net/ipv4/ip_local_port_range")
+        .ok()
+        .and_then(|r| r.split_whitespace().next()?.parse::<u16>().ok())
+        .filter(|&low| low > 12_000)
+        .unwrap_or(32_768);
+    let mut held: Vec<TcpListener> = Vec::with_capacity(n);
+    let mut tries = 0;
+    while held.len() < n {
+        tries += 1;
+        let listener = if tries < 1_000 {
+            let port = rand::random_range(10_000..low);
+            match TcpListener::bind(("127.0.0.1", port)) {
+                Ok(l) => l,
+                Err(_) => continue,
+            }
+        } else {
+            TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0")
+        };
+        held.push(listener);
+    }
     held.iter()
         .map(|l| l.local_addr().expect("local address").port())
         .collect()
