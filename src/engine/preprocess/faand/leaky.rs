@@ -3,17 +3,21 @@
 //! the driver in the parent module sends what these return.
 
 use bytes::Bytes;
+use rayon::prelude::*;
 
 use super::Layout;
 use crate::engine::PARTY_BITS;
 use crate::engine::aes::Prg;
 use crate::engine::preprocess::ot::abit::ABits;
-use crate::engine::preprocess::ot::common::{Tccr, read_block};
+use crate::engine::preprocess::ot::common::{Tccr, get_bit, read_block};
 use crate::engine::preprocess::ot::gf::{self, Acc};
 use crate::engine::share::Block;
 
-/// Triples hashed per tile (keeps the scratch buffers in cache).
+/// Triples hashed per tile (keeps the scratch buffers in cache). A multiple of 128, so that
+/// tiles own whole blocks of the packed bit vectors and whole bytes of the messages.
 const TILE: usize = 1024;
+
+const _: () = assert!(TILE.is_multiple_of(128));
 
 /// Bits of the batch number in a tweak.
 pub(super) const BATCH_BITS: u32 = 48;
@@ -43,7 +47,7 @@ fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> B
 }
 
 /// Working memory kept from batch to batch (per leaky triple: one block of `acc`, a bit of
-/// `v_bits`; per bucketing difference: m blocks of `keydiffs`). Everything else a batch
+/// `v_bits`; per bucketing difference: m blocks of `keydiffs` and of `mac_diffs`). Everything else a batch
 /// needs is recomputed from the aBits when it is used, so the batch's memory is the aBits,
 /// these buffers and the messages in flight.
 #[derive(Debug, Default)]
@@ -51,6 +55,7 @@ pub struct Buffers {
     acc: Vec<Block>,
     pub(super) v_bits: Vec<Block>,
     pub(super) keydiffs: Vec<Block>,
+    pub(super) mac_diffs: Vec<Block>,
 }
 
 /// What the heavy steps need, moved to the blocking pool and back.
@@ -67,7 +72,7 @@ pub(super) struct Work {
 impl Work {
     /// Φ_me of leaky triple t: y_me·Δ_me ⊕ ⊕_k (K_me[y_k] ⊕ M_k[y_me]) (recomputed where it
     /// is used rather than stored: it costs m XORs of data that is read anyway).
-    #[inline]
+    #[inline(always)]
     fn phi(&self, t: usize) -> Block {
         let (ab, y) = (&self.ab, self.layout.y(t));
         let mut v = if ab.bit(y) { self.delta } else { 0 };
@@ -78,9 +83,9 @@ impl Work {
     }
 
     /// Per peer the half-AND bits and the U blocks of the leaky-AND check, in one message
-    /// written in place.
+    /// written in place (tiles of triples on every core, each writing its own part).
     pub(super) fn sender(&mut self) -> Vec<Bytes> {
-        let (layout, delta, me) = (self.layout, self.delta, self.me);
+        let (layout, delta, me, batch) = (self.layout, self.delta, self.me, self.batch);
         let big_l = layout.leaky();
         let nbytes = big_l.div_ceil(8);
         let mut v_bits = std::mem::take(&mut self.bufs.v_bits);
@@ -90,41 +95,45 @@ impl Work {
         acc.clear();
         acc.resize(big_l, 0);
         let tccr = Tccr::new();
-        let mut buf = Vec::with_capacity(4 * TILE);
-        let mut tweaks = Vec::with_capacity(4 * TILE);
-        let mut scratch = Vec::new();
         let mut msgs = Vec::with_capacity(self.others.len());
-        let ab = &self.ab;
         for (s, &j) in self.others.iter().enumerate() {
             // Half-AND bits first, then the U blocks.
-            let mut msg = vec![0u8; nbytes];
-            msg.reserve_exact(16 * big_l);
-            for start in (0..big_l).step_by(TILE) {
-                let end = (start + TILE).min(big_l);
-                buf.clear();
-                tweaks.clear();
-                for t in start..end {
-                    let k = ab.keys[s][layout.x(t)];
-                    let (th, tl) = (
-                        tweak(self.batch, t, me, j, 0),
-                        tweak(self.batch, t, me, j, 1),
-                    );
-                    buf.extend_from_slice(&[k, k ^ delta, k, k ^ delta]);
-                    tweaks.extend_from_slice(&[th, th, tl, tl]);
-                }
-                tccr.hash(&mut buf, &tweaks, &mut scratch);
-                for (i, t) in (start..end).enumerate() {
-                    let h = &buf[4 * i..4 * i + 4];
-                    let h0 = h[0] & 1 == 1;
-                    let bit = h0 ^ (h[1] & 1 == 1) ^ ab.bit(layout.y(t));
-                    msg[t / 8] |= u8::from(bit) << (t % 8);
-                    if h0 {
-                        v_bits[t / 128] ^= 1 << (t % 128);
-                    }
-                    acc[t] ^= h[2];
-                    msg.extend_from_slice(&(h[2] ^ h[3] ^ self.phi(t)).to_le_bytes());
-                }
-            }
+            let mut msg = vec![0u8; nbytes + 16 * big_l];
+            let (half_bits, us) = msg.split_at_mut(nbytes);
+            half_bits
+                .par_chunks_mut(TILE / 8)
+                .zip(us.par_chunks_mut(16 * TILE))
+                .zip(v_bits.par_chunks_mut(TILE / 128))
+                .zip(acc.par_chunks_mut(TILE))
+                .enumerate()
+                .for_each_init(
+                    Scratch::default,
+                    |sc, (tile, (((half_bits, us), v_bits), acc))| {
+                        let start = tile * TILE;
+                        let end = (start + TILE).min(big_l);
+                        sc.buf.clear();
+                        sc.tweaks.clear();
+                        for t in start..end {
+                            let k = self.ab.keys[s][layout.x(t)];
+                            let (th, tl) = (tweak(batch, t, me, j, 0), tweak(batch, t, me, j, 1));
+                            sc.buf.extend_from_slice(&[k, k ^ delta, k, k ^ delta]);
+                            sc.tweaks.extend_from_slice(&[th, th, tl, tl]);
+                        }
+                        tccr.hash(&mut sc.buf, &sc.tweaks, &mut sc.hashed);
+                        for (i, t) in (start..end).enumerate() {
+                            let h = &sc.buf[4 * i..4 * i + 4];
+                            let h0 = h[0] & 1 == 1;
+                            let bit = h0 ^ (h[1] & 1 == 1) ^ self.ab.bit(layout.y(t));
+                            half_bits[i / 8] |= u8::from(bit) << (i % 8);
+                            if h0 {
+                                v_bits[i / 128] ^= 1 << (i % 128);
+                            }
+                            acc[i] ^= h[2];
+                            us[16 * i..16 * i + 16]
+                                .copy_from_slice(&(h[2] ^ h[3] ^ self.phi(t)).to_le_bytes());
+                        }
+                    },
+                );
             msgs.push(Bytes::from(msg));
         }
         self.bufs.v_bits = v_bits;
@@ -134,78 +143,147 @@ impl Work {
 
     /// The peers' half-AND bits and U blocks (length-checked) into the shares.
     pub(super) fn receiver(&mut self, received: &[Bytes]) {
-        let (ab, layout, me) = (&self.ab, self.layout, self.me);
+        let (ab, layout, me, batch) = (&self.ab, self.layout, self.me, self.batch);
         let big_l = layout.leaky();
         let nbytes = big_l.div_ceil(8);
         let (v_bits, acc) = (&mut self.bufs.v_bits, &mut self.bufs.acc);
         let tccr = Tccr::new();
-        let mut buf = Vec::with_capacity(2 * TILE);
-        let mut tweaks = Vec::with_capacity(2 * TILE);
-        let mut scratch = Vec::new();
         for (s, msg) in received.iter().enumerate() {
             let j = self.others[s];
             let (ha, us) = msg.split_at(nbytes);
-            for start in (0..big_l).step_by(TILE) {
-                let end = (start + TILE).min(big_l);
-                buf.clear();
-                tweaks.clear();
-                for t in start..end {
-                    let mac = ab.macs[s][layout.x(t)];
-                    buf.extend_from_slice(&[mac, mac]);
-                    tweaks.extend_from_slice(&[
-                        tweak(self.batch, t, j, me, 0),
-                        tweak(self.batch, t, j, me, 1),
-                    ]);
-                }
-                tccr.hash(&mut buf, &tweaks, &mut scratch);
-                for (i, t) in (start..end).enumerate() {
-                    let mut bit = buf[2 * i] & 1 == 1;
-                    let mut g = buf[2 * i + 1];
-                    if ab.bit(layout.x(t)) {
-                        bit ^= (ha[t / 8] >> (t % 8)) & 1 == 1;
-                        g ^= read_block(us, t).unwrap_or(0);
+            v_bits
+                .par_chunks_mut(TILE / 128)
+                .zip(acc.par_chunks_mut(TILE))
+                .enumerate()
+                .for_each_init(Scratch::default, |sc, (tile, (v_bits, acc))| {
+                    let start = tile * TILE;
+                    let end = (start + TILE).min(big_l);
+                    sc.buf.clear();
+                    sc.tweaks.clear();
+                    for t in start..end {
+                        let mac = ab.macs[s][layout.x(t)];
+                        sc.buf.extend_from_slice(&[mac, mac]);
+                        sc.tweaks.extend_from_slice(&[
+                            tweak(batch, t, j, me, 0),
+                            tweak(batch, t, j, me, 1),
+                        ]);
                     }
-                    if bit {
-                        v_bits[t / 128] ^= 1 << (t % 128);
+                    tccr.hash(&mut sc.buf, &sc.tweaks, &mut sc.hashed);
+                    for (i, t) in (start..end).enumerate() {
+                        let mut bit = sc.buf[2 * i] & 1 == 1;
+                        let mut g = sc.buf[2 * i + 1];
+                        if ab.bit(layout.x(t)) {
+                            bit ^= (ha[t / 8] >> (t % 8)) & 1 == 1;
+                            g ^= read_block(us, t).unwrap_or(0);
+                        }
+                        if bit {
+                            v_bits[i / 128] ^= 1 << (i % 128);
+                        }
+                        acc[i] ^= g;
                     }
-                    acc[t] ^= g;
-                }
-            }
+                });
         }
     }
 
-    /// H_me of every triple, combined with the challenges drawn from `seed`.
+    /// z = half-AND shares ⊕ x·y of every leaky triple: returns e = z ⊕ r (packed, to be
+    /// announced) and makes z this party's bit in r's place.
+    pub(super) fn announce_z(&mut self) -> Vec<Block> {
+        let layout = self.layout;
+        let big_l = layout.leaky();
+        let mut e = vec![0u128; big_l.div_ceil(128)];
+        let (ab, v_bits) = (&self.ab, &self.bufs.v_bits);
+        e.par_chunks_mut(TILE / 128)
+            .enumerate()
+            .for_each(|(tile, e)| {
+                let start = tile * TILE;
+                for t in start..(start + TILE).min(big_l) {
+                    let z = get_bit(v_bits, t) ^ (ab.bit(layout.x(t)) & ab.bit(layout.y(t)));
+                    if z ^ ab.bit(layout.r(t)) {
+                        let i = t - start;
+                        e[i / 128] |= 1 << (i % 128);
+                    }
+                }
+            });
+        // r ← z = r ⊕ e, only where e is set.
+        for (word, &bits) in e.iter().enumerate() {
+            let mut bits = bits;
+            while bits != 0 {
+                let t = word * 128 + bits.trailing_zeros() as usize;
+                bits &= bits - 1;
+                let r = layout.r(t);
+                self.ab.bits[r / 128] ^= 1 << (r % 128);
+            }
+        }
+        e
+    }
+
+    /// Shifts this party's keys on peer slot `s`'s r by Δ where the peer announced e = 1
+    /// (`e` packed, length-checked), so that they authenticate its z.
+    pub(super) fn shift_r_keys(&mut self, s: usize, e: &[u8]) {
+        let (layout, delta) = (self.layout, self.delta);
+        let big_l = layout.leaky();
+        let leaky_keys = &mut self.ab.keys[s][layout.x(0)..layout.x(big_l)];
+        leaky_keys
+            .par_chunks_mut(3 * TILE)
+            .enumerate()
+            .for_each(|(tile, keys)| {
+                for (i, triple) in keys.chunks_exact_mut(3).enumerate() {
+                    let t = tile * TILE + i;
+                    if (e[t / 8] >> (t % 8)) & 1 == 1 {
+                        // The triple's r is its third aBit.
+                        triple[2] ^= delta;
+                    }
+                }
+            });
+    }
+
+    /// H_me of every triple, combined with the challenges drawn from `seed` (χ_t is block t
+    /// of the stream, so tiles on different cores draw their own part of it).
     pub(super) fn h_bar(&self, seed: &[u8; 32]) -> Block {
         let (ab, layout, delta) = (&self.ab, self.layout, self.delta);
         let m = self.others.len();
-        let big_l = layout.leaky();
         let acc = &self.bufs.acc;
-        let mut chi_stream = Prg::from_seed32(seed, 2);
-        let mut chi = vec![0u128; TILE];
-        let mut h = vec![0u128; TILE];
-        let mut combined = Acc::default();
-        for start in (0..big_l).step_by(TILE) {
-            let end = (start + TILE).min(big_l);
-            let n = end - start;
-            chi_stream.fill(&mut chi[..n]);
-            for (i, t) in (start..end).enumerate() {
-                let r = layout.r(t);
-                let mut v = acc[t];
-                if ab.bit(r) {
-                    v ^= delta;
+        acc.par_chunks(TILE)
+            .enumerate()
+            .map_init(Scratch::default, |sc, (tile, acc)| {
+                let start = tile * TILE;
+                let n = acc.len();
+                sc.buf.resize(n, 0);
+                sc.hashed.resize(n, 0);
+                let mut chi_stream = Prg::from_seed32(seed, 2);
+                chi_stream.skip(start as u128);
+                chi_stream.fill(&mut sc.buf);
+                for (i, v) in acc.iter().enumerate() {
+                    let t = start + i;
+                    let r = layout.r(t);
+                    let mut v = *v;
+                    if ab.bit(r) {
+                        v ^= delta;
+                    }
+                    if ab.bit(layout.x(t)) {
+                        v ^= self.phi(t);
+                    }
+                    for s in 0..m {
+                        v ^= ab.keys[s][r] ^ ab.macs[s][r];
+                    }
+                    sc.hashed[i] = v;
                 }
-                if ab.bit(layout.x(t)) {
-                    v ^= self.phi(t);
-                }
-                for s in 0..m {
-                    v ^= ab.keys[s][r] ^ ab.macs[s][r];
-                }
-                h[i] = v;
-            }
-            combined.merge(gf::inner_product(&chi[..n], &h[..n]));
-        }
-        combined.reduce()
+                gf::inner_product(&sc.buf, &sc.hashed)
+            })
+            .reduce(Acc::default, |mut a, b| {
+                a.merge(b);
+                a
+            })
+            .reduce()
     }
+}
+
+/// Per-task scratch buffers of the tile loops.
+#[derive(Default)]
+struct Scratch {
+    buf: Vec<Block>,
+    tweaks: Vec<Block>,
+    hashed: Vec<Block>,
 }
 
 /// The commitment of `party` to its opening (H̄ and a nonce, 32 bytes) of the leaky AND

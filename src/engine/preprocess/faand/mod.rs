@@ -69,7 +69,7 @@ use subtle::ConstantTimeEq;
 use self::bucket::{fold_differences, gather, permutation};
 use self::leaky::{BATCH_BITS, TRIPLE_BITS, Work, laand_commitment};
 use super::ot::abit::ABits;
-use super::ot::common::{CoinToss, Ctx, bits_to_bytes, get_bit, offload, read_block, set_bit};
+use super::ot::common::{CoinToss, Ctx, bits_to_bytes, offload, read_block};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, MacDigest};
@@ -160,21 +160,22 @@ pub async fn triples<C: Channel>(
         delta: ctx.delta,
     };
     if big_l == 0 {
+        let Work { ab, mut bufs, .. } = work;
         let out = gather(
-            &work.ab,
+            &ab,
             layout,
             m,
             &[],
             out,
-            &mut Vec::new(),
             &mut [],
-            &mut Vec::new(),
+            &mut bufs.mac_diffs,
+            &mut bufs.keydiffs,
         );
-        return Ok((out, work.ab, work.bufs));
+        return Ok((out, ab, bufs));
     }
 
     work = half_ands(ctx, work).await?;
-    authenticate_z(ctx, &mut work).await?;
+    work = authenticate_z(ctx, work).await?;
 
     // The challenges and the bucketing permutation come from one coin toss, made after every
     // leaky triple and every H_i is fixed.
@@ -195,7 +196,6 @@ pub async fn triples<C: Channel>(
     let (back, out, d_mine, digests, perm) = offload(move || {
         let perm = permutation(&seed, big_l);
         let mut d_mine = vec![0u128; diffs.div_ceil(128)];
-        let mut digests: Vec<MacDigest> = (0..m).map(|_| MacDigest::with_capacity(diffs)).collect();
         let Work { ab, bufs, .. } = &mut work;
         let out = gather(
             ab,
@@ -204,10 +204,18 @@ pub async fn triples<C: Channel>(
             &perm,
             out,
             &mut d_mine,
-            &mut digests,
+            &mut bufs.mac_diffs,
             &mut bufs.keydiffs,
         );
-        let digests: Vec<[u8; 32]> = digests.iter().map(|d| d.finish()).collect();
+        let digests: Vec<[u8; 32]> = (0..m)
+            .map(|s| {
+                let mut digest = MacDigest::with_capacity(diffs);
+                for idx in 0..diffs {
+                    digest.push(bufs.mac_diffs[idx * m + s]);
+                }
+                digest.finish()
+            })
+            .collect();
         (work, out, d_mine, digests, perm)
     })
     .await?;
@@ -216,8 +224,12 @@ pub async fn triples<C: Channel>(
     let received = open_check_and_differences(ctx, opening, &d_mine, diffs, &digests).await?;
     leaky_and_check(ctx, h_bar, &received, &commitments)?;
     let d = bucketing_check(ctx, &work, diffs, d_mine, &received)?;
-    let mut out = out;
-    fold_differences(&mut out, &work.ab, layout, m, &d, &perm);
+    let (out, work) = offload(move || {
+        let mut out = out;
+        fold_differences(&mut out, &work.ab, layout, m, &d, &perm);
+        (out, work)
+    })
+    .await?;
     Ok((out, work.ab, work.bufs))
 }
 
@@ -243,31 +255,28 @@ async fn half_ands<C: Channel>(ctx: &mut Ctx<'_, C>, mut work: Work) -> Result<W
 
 /// Round 2: z = half-AND shares ⊕ x·y; every party announces e = z ⊕ r, and z is
 /// authenticated as [r] ⊕ e.
-async fn authenticate_z<C: Channel>(
-    ctx: &mut Ctx<'_, C>,
-    work: &mut Work,
-) -> Result<(), EngineError> {
-    let (layout, delta) = (work.layout, work.delta);
-    let big_l = layout.leaky();
-    let mut e = vec![0u128; big_l.div_ceil(128)];
-    for t in 0..big_l {
-        let z =
-            get_bit(&work.bufs.v_bits, t) ^ (work.ab.bit(layout.x(t)) & work.ab.bit(layout.y(t)));
-        set_bit(&mut e, t, z ^ work.ab.bit(layout.r(t)));
-        set_bit(&mut work.ab.bits, layout.r(t), z);
-    }
+async fn authenticate_z<C: Channel>(ctx: &mut Ctx<'_, C>, work: Work) -> Result<Work, EngineError> {
+    let big_l = work.layout.leaky();
+    let (work, e) = offload(move || {
+        let mut work = work;
+        let e = work.announce_z();
+        (work, e)
+    })
+    .await?;
     let received = ctx
         .broadcast(Phase::LeakyAnd, Bytes::from(bits_to_bytes(&e, big_l)))
         .await?;
     for (s, msg) in received.iter().enumerate() {
         ctx.expect_len(s, Phase::LeakyAnd, msg, big_l.div_ceil(8))?;
-        for t in 0..big_l {
-            if (msg[t / 8] >> (t % 8)) & 1 == 1 {
-                work.ab.keys[s][layout.r(t)] ^= delta;
-            }
-        }
     }
-    Ok(())
+    offload(move || {
+        let mut work = work;
+        for (s, msg) in received.iter().enumerate() {
+            work.shift_r_keys(s, msg);
+        }
+        work
+    })
+    .await
 }
 
 /// Round 3: commits to this party's combined check value H̄ (with a nonce); returns the

@@ -19,6 +19,7 @@
 //!   of the batch mask x̃, so it reveals nothing about the bits that are used.
 
 use bytes::Bytes;
+use rayon::prelude::*;
 use subtle::ConstantTimeEq;
 
 use super::common::{CoinToss, Ctx, get_bit, offload, read_block};
@@ -88,7 +89,6 @@ pub async fn generate<C: Channel>(
         ab: store,
         pairs,
         cols: Vec::new(),
-        scratch: Vec::new(),
         #[cfg(feature = "testing")]
         flip: equivocation(ctx, len),
     };
@@ -224,7 +224,6 @@ struct Extension {
     ab: ABits,
     pairs: Vec<PairOt>,
     cols: Vec<Block>,
-    scratch: Vec<Block>,
     /// Test only: (peer slot, row) of a bit this party flips towards that peer.
     #[cfg(feature = "testing")]
     flip: Option<(usize, usize)>,
@@ -284,7 +283,6 @@ impl Extension {
             pair.mac_chunk(
                 x,
                 &mut self.cols,
-                &mut self.scratch,
                 &mut msg,
                 &mut self.ab.macs[s][start..start + rows],
             );
@@ -302,43 +300,48 @@ impl Extension {
                 u,
                 nb,
                 &mut self.cols,
-                &mut self.scratch,
                 &mut self.ab.keys[s][start..start + rows],
             );
         }
     }
 
-    /// x̃ and, per peer, Σ χ_t·M and Σ χ_t·K with the challenges from `seed`.
+    /// x̃ and, per peer, Σ χ_t·M and Σ χ_t·K with the challenges from `seed` (χ_t is block
+    /// t of the stream; parts of the rows are combined on every core and the sums merged).
     fn combine(&self, seed: &[u8; 32]) -> (Block, Vec<Acc>, Vec<Acc>) {
+        const PART: usize = 4096;
         let m = self.pairs.len();
         let len = self.ab.len;
-        let mut chi_stream = Prg::from_seed32(seed, 1);
-        let mut x_tilde = 0u128;
-        let mut mac_acc = vec![Acc::default(); m];
-        let mut key_acc = vec![Acc::default(); m];
-        let mut chi = vec![0u128; 4096];
-        let mut start = 0;
-        while start < len {
-            let rows = chi.len().min(len - start);
-            let chi = &mut chi[..rows];
-            chi_stream.fill(chi);
-            for (i, c) in chi.iter().enumerate() {
-                if get_bit(&self.ab.bits, start + i) {
-                    x_tilde ^= c;
+        let ab = &self.ab;
+        let zero = || (0u128, vec![Acc::default(); m], vec![Acc::default(); m]);
+        (0..len.div_ceil(PART))
+            .into_par_iter()
+            .map_init(Vec::new, |chi, part| {
+                let start = part * PART;
+                let rows = PART.min(len - start);
+                chi.resize(rows, 0);
+                let mut chi_stream = Prg::from_seed32(seed, 1);
+                chi_stream.skip(start as u128);
+                chi_stream.fill(chi);
+                let (mut x_tilde, mut mac_acc, mut key_acc) = zero();
+                for (i, c) in chi.iter().enumerate() {
+                    if get_bit(&ab.bits, start + i) {
+                        x_tilde ^= c;
+                    }
                 }
-            }
-            for s in 0..m {
-                mac_acc[s].merge(gf::inner_product(
-                    chi,
-                    &self.ab.macs[s][start..start + rows],
-                ));
-                key_acc[s].merge(gf::inner_product(
-                    chi,
-                    &self.ab.keys[s][start..start + rows],
-                ));
-            }
-            start += rows;
-        }
-        (x_tilde, mac_acc, key_acc)
+                for s in 0..m {
+                    mac_acc[s] = gf::inner_product(chi, &ab.macs[s][start..start + rows]);
+                    key_acc[s] = gf::inner_product(chi, &ab.keys[s][start..start + rows]);
+                }
+                (x_tilde, mac_acc, key_acc)
+            })
+            .reduce(zero, |(xa, mut ma, mut ka), (xb, mb, kb)| {
+                for (a, b) in ma.iter_mut().zip(mb) {
+                    a.merge(b);
+                }
+                for (a, b) in ka.iter_mut().zip(kb) {
+                    a.merge(b);
+                }
+                (xa ^ xb, ma, ka)
+            })
     }
 }

@@ -35,6 +35,8 @@
 //! and about 2·2^k block XORs to fold the leaves into the k columns (pairs of leaves that
 //! differ in bit j are folded at step j).
 
+use rayon::prelude::*;
+
 use super::base::{KAPPA, PairSeeds};
 use super::common::{Ctx, read_block};
 use super::ggm::{self, K, LEAVES, TREES};
@@ -113,31 +115,32 @@ impl PairOt {
 
     /// MAC-holder side of one chunk of `128·nb` rows: `x` holds the chunk's bits packed
     /// (nb blocks). Appends the corrections (tree by tree) to `msg` and writes the MACs to
-    /// `macs`.
+    /// `macs`. The trees are independent, so they are expanded on every core.
     pub fn mac_chunk(
         &mut self,
         x: &[Block],
         cols: &mut Vec<Block>,
-        scratch: &mut Vec<Block>,
         msg: &mut Vec<u8>,
         macs: &mut [Block],
     ) {
         let nb = x.len();
         cols.resize(KAPPA * nb, 0);
-        scratch.resize(LEAVES * nb, 0);
-        msg.reserve(message_len(128 * nb));
-        for (i, tree_cols) in cols.chunks_exact_mut(K * nb).enumerate() {
-            for (leaf, out) in self.mac[i * LEAVES..(i + 1) * LEAVES]
-                .iter_mut()
-                .zip(scratch.chunks_exact_mut(nb))
-            {
-                leaf.fill(out);
-            }
-            fold(scratch, nb, tree_cols);
-            for (u, x) in scratch[..nb].iter().zip(x) {
-                msg.extend_from_slice(&(u ^ x).to_le_bytes());
-            }
-        }
+        let at = msg.len();
+        msg.resize(at + message_len(128 * nb), 0);
+        cols.par_chunks_mut(K * nb)
+            .zip(self.mac.par_chunks_mut(LEAVES))
+            .zip(msg[at..].par_chunks_mut(16 * nb))
+            .for_each(|((tree_cols, leaves), out)| {
+                with_scratch(LEAVES * nb, |scratch| {
+                    for (leaf, expansion) in leaves.iter_mut().zip(scratch.chunks_exact_mut(nb)) {
+                        leaf.fill(expansion);
+                    }
+                    fold(scratch, nb, tree_cols);
+                    for ((u, x), c) in scratch[..nb].iter().zip(x).zip(out.chunks_exact_mut(16)) {
+                        c.copy_from_slice(&(u ^ x).to_le_bytes());
+                    }
+                })
+            });
         transpose_into(cols, nb, macs);
     }
 
@@ -149,44 +152,70 @@ impl PairOt {
         c: &[u8],
         nb: usize,
         cols: &mut Vec<Block>,
-        scratch: &mut Vec<Block>,
         keys: &mut [Block],
     ) {
         cols.resize(KAPPA * nb, 0);
-        scratch.resize(LEAVES * nb, 0);
-        for (i, tree_cols) in cols.chunks_exact_mut(K * nb).enumerate() {
-            // Slot y = x ⊕ p: slot 0 is the punctured leaf, whose coefficient is 0.
-            scratch[..nb].fill(0);
-            for (leaf, out) in self.key[i * (LEAVES - 1)..(i + 1) * (LEAVES - 1)]
-                .iter_mut()
-                .zip(scratch[nb..].chunks_exact_mut(nb))
-            {
-                leaf.fill(out);
-            }
-            fold(scratch, nb, tree_cols);
-            for (j, col) in tree_cols.chunks_exact_mut(nb).enumerate() {
-                // All ones when bit ik+j of Δ is set: no branch on Δ.
-                let mask = 0u128.wrapping_sub((delta >> (i * K + j)) & 1);
-                for (b, q) in col.iter_mut().enumerate() {
-                    *q ^= read_block(c, i * nb + b).unwrap_or(0) & mask;
+        cols.par_chunks_mut(K * nb)
+            .zip(self.key.par_chunks_mut(LEAVES - 1))
+            .enumerate()
+            .for_each(|(i, (tree_cols, leaves))| {
+                with_scratch(LEAVES * nb, |scratch| {
+                    // Slot y = x ⊕ p: slot 0 is the punctured leaf, whose coefficient is 0.
+                    scratch[..nb].fill(0);
+                    for (leaf, expansion) in
+                        leaves.iter_mut().zip(scratch[nb..].chunks_exact_mut(nb))
+                    {
+                        leaf.fill(expansion);
+                    }
+                    fold(scratch, nb, tree_cols);
+                });
+                for (j, col) in tree_cols.chunks_exact_mut(nb).enumerate() {
+                    // All ones when bit ik+j of Δ is set: no branch on Δ.
+                    let mask = 0u128.wrapping_sub((delta >> (i * K + j)) & 1);
+                    for (b, q) in col.iter_mut().enumerate() {
+                        *q ^= read_block(c, i * nb + b).unwrap_or(0) & mask;
+                    }
                 }
-            }
-        }
+            });
         transpose_into(cols, nb, keys);
     }
+}
+
+thread_local! {
+    /// Each thread's buffer for the leaf expansions of one tree: small enough to stay in
+    /// cache from tree to tree, and zeroed only when it first grows.
+    static SCRATCH: std::cell::RefCell<Vec<Block>> = const { std::cell::RefCell::new(Vec::new()) };
+}
+
+/// Runs `f` on this thread's scratch buffer, `len` blocks long (contents left over from the
+/// previous use: callers write before they read).
+fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
+    SCRATCH.with(|cell| match cell.try_borrow_mut() {
+        Ok(mut buf) => {
+            if buf.len() < len {
+                buf.resize(len, 0);
+            }
+            f(&mut buf[..len])
+        }
+        // Only a re-entrant use could find it borrowed; it gets a buffer of its own.
+        Err(_) => f(&mut vec![0; len]),
+    })
 }
 
 /// Transposes 128 columns of `nb` blocks each (column l at `cols[l·nb..]`) into `128·nb`
 /// rows: bit l of row t is bit t of column l.
 pub fn transpose_into(cols: &[Block], nb: usize, rows: &mut [Block]) {
-    let mut m = [0u128; 128];
-    for b in 0..nb {
-        for (l, w) in m.iter_mut().enumerate() {
-            *w = cols[l * nb + b];
-        }
-        transpose128(&mut m);
-        rows[b * 128..b * 128 + 128].copy_from_slice(&m);
-    }
+    rows[..128 * nb]
+        .par_chunks_mut(128)
+        .enumerate()
+        .for_each(|(b, out)| {
+            let mut m = [0u128; 128];
+            for (l, w) in m.iter_mut().enumerate() {
+                *w = cols[l * nb + b];
+            }
+            transpose128(&mut m);
+            out.copy_from_slice(&m);
+        });
 }
 
 /// In-place transpose of a 128×128 bit matrix (word r, bit c ↦ word c, bit r) by recursive
@@ -248,17 +277,17 @@ mod tests {
         let mut rng = Prg::from_entropy();
         for delta in [1, !0, rng.block() | 1, rng.block()] {
             let (mut mac_side, mut key_side) = pair(&mut rng, delta);
-            let (mut cols, mut scratch) = (Vec::new(), Vec::new());
+            let mut cols = Vec::new();
             // Two chunks of different sizes: the streams continue across chunks.
             for nb in [3, 1] {
                 let mut x = vec![0u128; nb];
                 rng.fill(&mut x);
                 let mut msg = Vec::new();
                 let mut macs = vec![0u128; 128 * nb];
-                mac_side.mac_chunk(&x, &mut cols, &mut scratch, &mut msg, &mut macs);
+                mac_side.mac_chunk(&x, &mut cols, &mut msg, &mut macs);
                 assert_eq!(msg.len(), message_len(128 * nb));
                 let mut keys = vec![0u128; 128 * nb];
-                key_side.key_chunk(delta, &msg, nb, &mut cols, &mut scratch, &mut keys);
+                key_side.key_chunk(delta, &msg, nb, &mut cols, &mut keys);
                 for t in 0..128 * nb {
                     let bit = (x[t / 128] >> (t % 128)) & 1;
                     let expected = keys[t] ^ if bit == 1 { delta } else { 0 };

@@ -2,15 +2,16 @@
 //! labels, for the evaluator.
 
 use bytes::Bytes;
+use rayon::prelude::*;
 
 use super::Online;
 use super::chunk::ChunkData;
 use crate::engine::garble::{RowHasher, RowInput};
 use crate::engine::share::{AuthBits, Block};
 
-/// Fewest AND gates in a chunk for the garbler to split it across two threads (below, a
-/// thread costs more than it saves).
-const PARALLEL_GARBLING_MIN: usize = 2048;
+/// AND gates a garbling task takes: a chunk of at least two pieces is garbled on every core
+/// (smaller pieces cost more in hand-offs than they save).
+const GARBLING_PIECE: usize = 1024;
 
 /// What garbling the rows of a chunk needs besides the chunk itself.
 #[derive(Clone, Copy)]
@@ -86,8 +87,8 @@ impl RowContext {
 
 impl Online<'_> {
     /// Garbler: encrypts the four rows of every gate of the chunk, the message to the
-    /// evaluator. A large chunk is garbled in two halves on two threads (the rows of
-    /// different gates are independent), the message written in place by both.
+    /// evaluator. A large chunk is garbled in pieces on every core, each writing its part of
+    /// the message in place.
     pub(crate) fn garble(&mut self, data: &ChunkData, shares: &AuthBits) -> Bytes {
         let rows = RowContext {
             m: self.m(),
@@ -98,22 +99,15 @@ impl Online<'_> {
         };
         let gate_bytes = 4 * rows.n * 16;
         let mut msg = vec![0u8; data.gates * gate_bytes];
-        if data.gates >= PARALLEL_GARBLING_MIN {
-            let half = data.gates / 2;
-            let (first, second) = msg.split_at_mut(half * gate_bytes);
-            let hasher = &mut self.hasher;
-            std::thread::scope(|scope| {
-                scope.spawn(|| {
-                    rows.garble(
-                        &mut RowHasher::new(),
-                        data,
-                        shares,
-                        half..data.gates,
-                        second,
-                    )
+        if data.gates >= 2 * GARBLING_PIECE {
+            // Pieces of a chunk on every core (the rows of different gates are independent).
+            msg.par_chunks_mut(GARBLING_PIECE * gate_bytes)
+                .enumerate()
+                .for_each_init(RowHasher::new, |hasher, (i, out)| {
+                    let start = i * GARBLING_PIECE;
+                    let end = (start + GARBLING_PIECE).min(data.gates);
+                    rows.garble(hasher, data, shares, start..end, out);
                 });
-                rows.garble(hasher, data, shares, 0..half, first);
-            });
         } else {
             rows.garble(&mut self.hasher, data, shares, 0..data.gates, &mut msg);
         }
