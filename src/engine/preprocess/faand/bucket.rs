@@ -130,8 +130,6 @@ pub(super) fn gather(
         .enumerate()
         .for_each(|(g, ((((bits, mk), d_mine), mac_diffs), keydiffs))| {
             let first = g * GROUP;
-            let mut a_mk = vec![0u128; w];
-            let mut z_mk = vec![0u128; w];
             for (i, (bits, mk)) in bits
                 .chunks_exact_mut(4)
                 .zip(mk.chunks_exact_mut(4 * w))
@@ -155,20 +153,29 @@ pub(super) fn gather(
                 let p0 = bucket[0] as usize;
                 let y0t = layout.y(p0);
                 let y0 = ab.bit(y0t);
+                // a, b, c and λ of the gate, written in place (m is small: element by
+                // element beats copies of a few bytes).
+                let (a_mk, rest) = mk.split_at_mut(w);
+                let (b_mk, rest) = rest.split_at_mut(w);
+                let (z_mk, l_mk) = rest.split_at_mut(w);
                 let mut a_bit = false;
                 let mut z_bit = false;
-                a_mk.fill(0);
-                z_mk.fill(0);
                 for (c, &p) in bucket.iter().enumerate() {
                     let p = p as usize;
                     let (tx, ty, tr) = (layout.x(p), layout.y(p), layout.r(p));
                     a_bit ^= ab.bit(tx);
                     z_bit ^= ab.bit(tr);
                     for s in 0..m {
-                        a_mk[s] ^= ab.macs[s][tx];
-                        a_mk[m + s] ^= ab.keys[s][tx];
-                        z_mk[s] ^= ab.macs[s][tr];
-                        z_mk[m + s] ^= ab.keys[s][tr];
+                        let (mx, kx) = (ab.macs[s][tx], ab.keys[s][tx]);
+                        let (mr, kr) = (ab.macs[s][tr], ab.keys[s][tr]);
+                        if c == 0 {
+                            (a_mk[s], a_mk[m + s], z_mk[s], z_mk[m + s]) = (mx, kx, mr, kr);
+                        } else {
+                            a_mk[s] ^= mx;
+                            a_mk[m + s] ^= kx;
+                            z_mk[s] ^= mr;
+                            z_mk[m + s] ^= kr;
+                        }
                     }
                     if c > 0 {
                         // Index of this difference within the group.
@@ -183,11 +190,9 @@ pub(super) fn gather(
                     }
                 }
                 bits[0] = a_bit;
-                mk[..w].copy_from_slice(&a_mk);
-                plain(&mut bits[1], &mut mk[w..2 * w], y0t);
+                plain(&mut bits[1], b_mk, y0t);
                 bits[2] = z_bit;
-                mk[2 * w..3 * w].copy_from_slice(&z_mk);
-                plain(&mut bits[3], &mut mk[3 * w..], layout.inputs + k);
+                plain(&mut bits[3], l_mk, layout.inputs + k);
             }
         });
     out
