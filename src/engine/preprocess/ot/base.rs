@@ -56,6 +56,7 @@ use bytes::Bytes;
 use curve25519_dalek::ristretto::{CompressedRistretto, RistrettoPoint};
 use curve25519_dalek::scalar::Scalar;
 use curve25519_dalek::traits::IsIdentity;
+use rayon::prelude::*;
 use subtle::{Choice, ConditionallySelectable};
 
 use super::common::{Ctx, offload};
@@ -205,18 +206,26 @@ struct Receiver {
 impl Receiver {
     /// Round 1: chooses with the bits of `choices`; `coins` holds two coins per OT.
     fn start(dom: Domain, choices: Block, coins: &[Coin]) -> Self {
+        // The OTs are independent: their group arithmetic runs on every core.
+        let per_ot: Vec<(Scalar, [u8; 32], [u8; 32])> = (0..KAPPA)
+            .into_par_iter()
+            .map(|l| {
+                let a = Scalar::from_bytes_mod_order_wide(&coins[2 * l]);
+                let other = RistrettoPoint::from_uniform_bytes(&coins[2 * l + 1]).compress();
+                let c = ((choices >> l) & 1) as u8;
+                let chosen = (RistrettoPoint::mul_base(&a)
+                    - dom.hash_to_group(l, c, other.as_bytes()))
+                .compress();
+                // c = 0: (r_0, r_1) = (chosen, other); c = 1: (other, chosen).
+                let bit = Choice::from(c);
+                let r0 = <[u8; 32]>::conditional_select(chosen.as_bytes(), other.as_bytes(), bit);
+                let r1 = <[u8; 32]>::conditional_select(other.as_bytes(), chosen.as_bytes(), bit);
+                (a, r0, r1)
+            })
+            .collect();
         let mut secrets = Vec::with_capacity(KAPPA);
         let mut request = Vec::with_capacity(MESSAGE);
-        for l in 0..KAPPA {
-            let a = Scalar::from_bytes_mod_order_wide(&coins[2 * l]);
-            let other = RistrettoPoint::from_uniform_bytes(&coins[2 * l + 1]).compress();
-            let c = ((choices >> l) & 1) as u8;
-            let chosen = (RistrettoPoint::mul_base(&a) - dom.hash_to_group(l, c, other.as_bytes()))
-                .compress();
-            // c = 0: (r_0, r_1) = (chosen, other); c = 1: (other, chosen).
-            let bit = Choice::from(c);
-            let r0 = <[u8; 32]>::conditional_select(chosen.as_bytes(), other.as_bytes(), bit);
-            let r1 = <[u8; 32]>::conditional_select(other.as_bytes(), chosen.as_bytes(), bit);
+        for (a, r0, r1) in per_ot {
             request.extend_from_slice(&r0);
             request.extend_from_slice(&r1);
             secrets.push(a);
@@ -238,7 +247,7 @@ impl Receiver {
             .map(|l| decode_pair(answer, l, "answer"))
             .collect::<Result<Vec<_>, _>>()?;
         Ok(pairs
-            .iter()
+            .par_iter()
             .enumerate()
             .map(|(l, [b0, b1])| {
                 let c = ((self.choices >> l) & 1) as u8;
@@ -263,27 +272,39 @@ struct Answered {
 /// Round 2 at the sender: answers a request; `coins` holds two coins per OT.
 fn answer(dom: Domain, request: &[u8], coins: &[Coin]) -> Result<Answered, String> {
     expect_len(request, "request")?;
+    // The OTs are independent: their group arithmetic runs on every core. Every OT is
+    // checked, and the first bad one (in order) is reported, as a sequential pass would.
+    let per_ot: Vec<Result<([u8; 64], [RistrettoPoint; 2]), String>> = (0..KAPPA)
+        .into_par_iter()
+        .map(|l| {
+            let r = decode_pair(request, l, "request")?;
+            let mut msg = [0u8; 64];
+            let mut dh = [RistrettoPoint::default(); 2];
+            for j in 0..2 {
+                let other = &request[l * PER_OT + (1 - j) * POINT..l * PER_OT + (2 - j) * POINT];
+                let m = r[j] + dom.hash_to_group(l, j as u8, other);
+                if m.is_identity() {
+                    return Err(format!(
+                        "its base-OT request makes key-agreement message {j} of OT {l} the identity"
+                    ));
+                }
+                let b = Scalar::from_bytes_mod_order_wide(&coins[2 * l + j]);
+                msg[32 * j..32 * j + 32]
+                    .copy_from_slice(RistrettoPoint::mul_base(&b).compress().as_bytes());
+                dh[j] = b * m;
+            }
+            Ok((msg, dh))
+        })
+        .collect();
     let mut answer = Vec::with_capacity(MESSAGE);
     let mut shared = Vec::with_capacity(KAPPA);
-    for l in 0..KAPPA {
-        let r = decode_pair(request, l, "request")?;
-        let mut dh = [RistrettoPoint::default(); 2];
-        for j in 0..2 {
-            let other = &request[l * PER_OT + (1 - j) * POINT..l * PER_OT + (2 - j) * POINT];
-            let m = r[j] + dom.hash_to_group(l, j as u8, other);
-            if m.is_identity() {
-                return Err(format!(
-                    "its base-OT request makes key-agreement message {j} of OT {l} the identity"
-                ));
-            }
-            let b = Scalar::from_bytes_mod_order_wide(&coins[2 * l + j]);
-            answer.extend_from_slice(RistrettoPoint::mul_base(&b).compress().as_bytes());
-            dh[j] = b * m;
-        }
+    for result in per_ot {
+        let (msg, dh) = result?;
+        answer.extend_from_slice(&msg);
         shared.push(dh);
     }
     let keys = shared
-        .iter()
+        .par_iter()
         .enumerate()
         .map(|(l, dh)| {
             let transcript = [
