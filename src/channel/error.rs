@@ -260,7 +260,7 @@ pub enum IdentityFailure {
     #[error(
         "its key-exchange message does not verify against the roster's key for seat \
          {seat}{suffix}: it may be an impostor, or the message was altered on the way",
-        suffix = KeySuffix(.key.as_deref())
+        suffix = Optional(" (", .key.as_deref(), ")")
     )]
     KeyMismatch {
         /// The seat.
@@ -281,18 +281,6 @@ pub enum IdentityFailure {
         /// The start of this endpoint's roster hash, in hex.
         mine: String,
     },
-}
-
-/// " (KEY)" after a seat, or nothing.
-struct KeySuffix<'a>(Option<&'a str>);
-
-impl fmt::Display for KeySuffix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(key) => write!(f, " ({key})"),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Whether an endpoint runs with a dealer.
@@ -357,7 +345,7 @@ pub enum SetupMismatch {
     #[error(
         "{peer} runs {session}{theirs}, {me} {ours}: start every party with the same dealer \
          choice",
-        session = SessionPrefix(.session.as_deref())
+        session = Optional("session '", .session.as_deref(), "' ")
     )]
     DealerChoice {
         /// The peer's name.
@@ -394,18 +382,6 @@ pub enum SetupMismatch {
         /// This endpoint's mode.
         ours: AuthMode,
     },
-}
-
-/// "session 'NAME' " before a dealer choice, or nothing.
-struct SessionPrefix<'a>(Option<&'a str>);
-
-impl fmt::Display for SessionPrefix<'_> {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(session) => write!(f, "session '{session}' "),
-            None => Ok(()),
-        }
-    }
 }
 
 /// Why the relay no longer has this party's session.
@@ -601,7 +577,7 @@ pub enum TransportFailure {
         "{joined} of {expected} expected participants of session '{session}' joined in time; \
          missing: {missing}{last}",
         missing = .missing.join(", "),
-        last = LastError(.last_error.as_deref())
+        last = Optional(" (last error: ", .last_error.as_deref(), ")")
     )]
     NotAllJoined {
         /// Seats joined.
@@ -755,14 +731,51 @@ impl TransportFailure {
     }
 }
 
-/// " (last error: WHY)" or nothing.
-struct LastError<'a>(Option<&'a str>);
+/// `value` between `before` and `after`, or nothing where there is no value: the optional
+/// parts of a sentence (" (KEY)", "session 'NAME' ", " (last error: WHY)").
+struct Optional<'a>(&'static str, Option<&'a str>, &'static str);
 
-impl fmt::Display for LastError<'_> {
+impl fmt::Display for Optional<'_> {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        match self.0 {
-            Some(why) => write!(f, " (last error: {why})"),
+        match self.1 {
+            Some(value) => write!(f, "{}{value}{}", self.0, self.2),
             None => Ok(()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn optional_parts_keep_the_wording() {
+        let dealer = |session: Option<&str>| SetupMismatch::DealerChoice {
+            peer: "party 1".into(),
+            session: session.map(str::to_string),
+            theirs: DealerUse::With,
+            me: "party 0".into(),
+            ours: DealerUse::Without,
+        };
+        assert_eq!(
+            dealer(None).to_string(),
+            "party 1 runs with a dealer (--dealer), party 0 without a dealer: start every \
+             party with the same dealer choice"
+        );
+        assert_eq!(
+            dealer(Some("s")).to_string(),
+            "party 1 runs session 's' with a dealer (--dealer), party 0 without a dealer: \
+             start every party with the same dealer choice"
+        );
+        let key = |key: Option<&str>| IdentityFailure::KeyMismatch {
+            seat: Seat::Dealer,
+            key: key.map(str::to_string),
+        };
+        assert!(key(None).to_string().contains("for seat dealer: it may"));
+        assert!(
+            key(Some("k"))
+                .to_string()
+                .contains("for seat dealer (k): it may")
+        );
     }
 }
