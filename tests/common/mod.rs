@@ -6,7 +6,6 @@
 
 #![allow(dead_code)]
 
-pub mod circuits;
 pub mod inproc;
 pub mod recorder;
 pub mod redis_server;
