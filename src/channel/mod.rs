@@ -17,7 +17,7 @@ pub mod identity;
 pub mod memory;
 pub mod relay;
 pub mod sealed;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod tamper;
 
 use std::fmt;
