@@ -7,6 +7,7 @@
 #![allow(dead_code)]
 
 pub mod inproc;
+pub mod programs;
 pub mod recorder;
 pub mod redis_server;
 
