@@ -10,8 +10,8 @@ use std::fmt;
 use reqwest::StatusCode;
 use thiserror::Error;
 
-use super::Phase;
 use super::identity::Seat;
+use super::{PeerNames, Phase};
 use crate::net::client::Delivery;
 
 /// Everything that can go wrong while exchanging messages.
@@ -524,7 +524,8 @@ pub enum TransportFailure {
     #[error(
         "{url} is not an mpc relay: it answered PUT {path} with {status}{server} and without \
          the {header} header an mpc relay sends; check the URL (the address `mpc serve` \
-         listens on)"
+         listens on)",
+        header = crate::net::headers::INSTANCE_HEADER
     )]
     NotARelay {
         /// The URL given.
@@ -535,8 +536,6 @@ pub enum TransportFailure {
         status: StatusCode,
         /// " (server: NAME)" where the answer names its server.
         server: String,
-        /// The header an mpc relay sends.
-        header: &'static str,
     },
     /// The relay's join answer lacks the session's incarnation.
     #[error(
@@ -593,7 +592,7 @@ pub enum TransportFailure {
     },
     /// The relay lost the session.
     #[error("{0}")]
-    SessionLost(SessionLost),
+    SessionLost(Box<SessionLost>),
     /// The relay says the session is gone (deleted, expired).
     #[error("the relay says: {0}")]
     SessionGone(String),
@@ -682,19 +681,23 @@ pub enum TransportFailure {
     },
     /// Direct mode: the URL serves another endpoint or session.
     #[error(
-        "the endpoint there serves {serves} of {peers} endpoints in session '{session}', but \
-         this endpoint expects {expected} of {expected_peers} in session '{expected_session}'; \
-         give every participant the same --session and --peers"
+        "the endpoint there serves {} of {peers} endpoints in session '{session}', but this \
+         endpoint expects {} of {expected_peers} in session '{expected_session}'; give every \
+         participant the same --session and --peers",
+        PeerNames::new(*.parties).name(*.serves),
+        PeerNames::new(*.parties).name(*.expected)
     )]
     OtherEndpoint {
+        /// The computing parties of this endpoint's session (to name endpoints).
+        parties: usize,
         /// The endpoint it serves.
-        serves: String,
+        serves: usize,
         /// Its session's endpoints.
         peers: usize,
         /// Its session.
         session: String,
         /// The endpoint expected there.
-        expected: String,
+        expected: usize,
         /// Our session's endpoints.
         expected_peers: usize,
         /// Our session.

@@ -142,10 +142,11 @@ impl DirectTransport {
                             return Err(WaitError::Fatal(ChannelError::Transport {
                                 peer: whom.clone(),
                                 detail: TransportFailure::OtherEndpoint {
-                                    serves: self.names.name(h.endpoint),
+                                    parties: self.inbox.parties,
+                                    serves: h.endpoint,
                                     peers: h.peers,
                                     session: h.session,
-                                    expected: self.names.name(peer),
+                                    expected: peer,
                                     expected_peers: self.urls.len(),
                                     expected_session: self.session.clone(),
                                 },

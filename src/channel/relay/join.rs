@@ -17,7 +17,7 @@ use super::{QUICK_REQUEST, RelayTransport, seat_name};
 use crate::channel::{ChannelError, PeerNames, TransportFailure};
 use crate::net::chain;
 use crate::net::client::{Backoff, ClientTls, body_text, endpoint, http_client, retryable};
-use crate::net::headers::{CLIENT_HEADER, EPOCH_HEADER, INSTANCE_HEADER, TOKEN_HEADER};
+use crate::net::headers::{CLIENT_HEADER, EPOCH_HEADER, TOKEN_HEADER};
 use crate::net::tls::explain_tls_failure;
 
 /// Interval between looks at the session while waiting for the others to join.
@@ -140,7 +140,6 @@ impl RelayTransport {
                                 path: join_url.path().to_string(),
                                 status,
                                 server,
-                                header: INSTANCE_HEADER,
                             }));
                         }
                     } else if let (true, Some(instance)) = (status.is_success(), instance) {
@@ -243,7 +242,7 @@ impl RelayTransport {
     /// The seats currently joined, or `None` if the session does not exist (any more).
     async fn seats(&self) -> Result<Option<Vec<String>>, TransportFailure> {
         if let Some(why) = self.link.lost_reason() {
-            return Err(TransportFailure::SessionLost(why));
+            return Err(TransportFailure::SessionLost(Box::new(why)));
         }
         let url =
             endpoint(&self.base, &["sessions", &self.session]).map_err(TransportFailure::Config)?;
@@ -259,7 +258,7 @@ impl RelayTransport {
             })?;
         self.link.check_instance(&resp);
         if let Some(why) = self.link.lost_reason() {
-            return Err(TransportFailure::SessionLost(why));
+            return Err(TransportFailure::SessionLost(Box::new(why)));
         }
         self.link.reachable();
         match resp.status() {
@@ -309,7 +308,7 @@ impl RelayTransport {
                 }
                 Err(why) => {
                     if let Some(lost) = self.link.lost_reason() {
-                        return Err(self.relay_error(TransportFailure::SessionLost(lost)));
+                        return Err(self.relay_error(TransportFailure::SessionLost(Box::new(lost))));
                     }
                     Some(why.to_string())
                 }
@@ -358,7 +357,7 @@ impl RelayTransport {
             .map_err(|err| self.relay_error(unreachable_relay(&err)))?;
         self.link.check_instance(&resp);
         if let Some(why) = self.link.lost_reason() {
-            return Err(self.relay_error(TransportFailure::SessionLost(why)));
+            return Err(self.relay_error(TransportFailure::SessionLost(Box::new(why))));
         }
         if resp.status() != StatusCode::OK {
             let status = resp.status();

@@ -140,7 +140,7 @@ impl RelayTransport {
         &self,
         req: RequestBuilder,
     ) -> Result<reqwest::Response, Attempt<TransportFailure>> {
-        let lost = |why| Attempt::Stop(TransportFailure::SessionLost(why));
+        let lost = |why| Attempt::Stop(TransportFailure::SessionLost(Box::new(why)));
         if let Some(why) = self.link.lost_reason() {
             return Err(lost(why));
         }
@@ -268,7 +268,7 @@ impl Transport for RelayTransport {
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
                 why = self.link.lost() => {
-                    return Err(self.relay_error(TransportFailure::SessionLost(why)));
+                    return Err(self.relay_error(TransportFailure::SessionLost(Box::new(why))));
                 }
             }
         }

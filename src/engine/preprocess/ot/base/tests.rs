@@ -6,9 +6,9 @@ use std::time::{Duration, Instant};
 use futures_util::future::join_all;
 
 use super::*;
+use crate::channel::PeerNames;
 use crate::channel::memory::memory_channels;
 use crate::channel::tamper::{Tamper, TamperPlan};
-use crate::channel::{ChannelError, PeerNames};
 use crate::engine::share::Slots;
 
 const RUN: [u8; 32] = [7; 32];
