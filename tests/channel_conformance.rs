@@ -19,7 +19,6 @@ use mpc::channel::relay::RelayTransport;
 use mpc::channel::sealed::{Auth, SealParams, Sealed, Secret};
 use mpc::channel::{Channel, ChannelError, Framed, Phase, Transport};
 use mpc::net::client::ClientTls;
-use mpc::relay::{self, RelayConfig};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -139,21 +138,16 @@ async fn flaky_proxy(upstream: SocketAddr, drop_rate: f64) -> (SocketAddr, Stop)
     (addr, Stop(stop))
 }
 
-async fn start_relay() -> (String, Vec<Stop>) {
-    let relay = relay::bind(RelayConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..RelayConfig::default()
-    })
-    .await
-    .expect("bind the relay");
-    let addr = relay.local_addr();
-    let (stop, stopped) = oneshot::channel::<()>();
-    tokio::spawn(relay.run(async {
-        let _ = stopped.await;
-    }));
-    // Behind a proxy that loses one answer in five.
+/// A relay behind a proxy that loses one answer in five; the guards stop both.
+async fn start_relay() -> (String, (common::inproc::InProcRelay, Stop)) {
+    let relay = common::inproc::start(common::inproc::config()).await;
+    let addr: SocketAddr = relay
+        .url
+        .trim_start_matches("http://")
+        .parse()
+        .expect("the relay's address");
     let (proxy, proxy_stop) = flaky_proxy(addr, 0.2).await;
-    (format!("http://{proxy}"), vec![Stop(stop), proxy_stop])
+    (format!("http://{proxy}"), (relay, proxy_stop))
 }
 
 /// `n` connected endpoints of `kind` (the last one numbered like a dealer when `n > 2`

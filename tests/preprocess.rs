@@ -2,12 +2,10 @@
 //! evaluation, the relations of the produced material checked directly, and cheating in
 //! every preprocessing phase.
 
-mod common;
 mod verdict;
 
 use std::time::Duration;
 
-use common::circuits::{random_circuit, random_inputs};
 use futures_util::future::join_all;
 use garble_lang::register_circuit::{Inst, Op, Reg, Xor};
 use mpc::channel::Phase;
@@ -19,6 +17,7 @@ use mpc::engine::preprocess::{ITEMS_PER_AND, Source, SourceKind};
 use mpc::engine::share::{AuthBits, Block, Slots};
 use mpc::engine::{EngineError, NoProgress};
 use mpc::local::{LocalOptions, run_local, run_local_each};
+use mpc::program::random::{circuit_from_seed, inputs_from_seed};
 use verdict::{Blame, End, Verdict, assert_detected, ends, judge};
 
 fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
@@ -32,8 +31,8 @@ fn ot_options(evaluator: usize, chunk: usize) -> LocalOptions {
 }
 
 fn check_random(seed: u64, n: usize, ops: usize, chunk: usize) {
-    let circuit = random_circuit(seed, n, ops);
-    let inputs = random_inputs(&circuit, seed);
+    let circuit = circuit_from_seed(seed, n, ops);
+    let inputs = inputs_from_seed(&circuit, seed);
     let expected = circuit.eval(&inputs);
     let opts = ot_options((seed as usize) % n, chunk);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
@@ -77,12 +76,12 @@ fn five_parties() {
 
 #[test]
 fn circuit_without_and_gates() {
-    let mut circuit = random_circuit(5, 2, 0);
+    let mut circuit = circuit_from_seed(5, 2, 0);
     circuit.insts.push(Inst {
         out: Reg(0),
         op: Op::Xor(Xor(Reg(0), Reg(1))),
     });
-    let inputs = random_inputs(&circuit, 5);
+    let inputs = inputs_from_seed(&circuit, 5);
     let expected = circuit.eval(&inputs);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let outcomes = rt
@@ -98,13 +97,13 @@ fn circuit_without_and_gates() {
 /// preprocessing messages and garbled rows interleave on the same channel.
 #[test]
 fn batches_during_the_online_phase() {
-    let circuit = random_circuit(77, 2, 1_300_000);
+    let circuit = circuit_from_seed(77, 2, 1_300_000);
     assert!(
         circuit.and_ops > MAX_BATCH_LEAKY / 3,
         "{} AND gates",
         circuit.and_ops
     );
-    let inputs = random_inputs(&circuit, 77);
+    let inputs = inputs_from_seed(&circuit, 77);
     let expected = circuit.eval(&inputs);
     let rt = tokio::runtime::Runtime::new().expect("runtime");
     let outcomes = rt
@@ -233,8 +232,8 @@ fn run_cheating(
     cheat: Option<Cheat>,
 ) -> (Run, Vec<bool>) {
     let n = 3;
-    let circuit = random_circuit(99, n, 200);
-    let inputs = random_inputs(&circuit, 99);
+    let circuit = circuit_from_seed(99, n, 200);
+    let inputs = inputs_from_seed(&circuit, 99);
     let expected = circuit.eval(&inputs);
     let opts = LocalOptions {
         timeout: Duration::from_secs(20),
@@ -557,7 +556,7 @@ fn probe_throughput() {
         .and_then(|s| s.parse().ok())
         .unwrap_or(2_000_000);
     for n in sizes {
-        let circuit = random_circuit(1, n, ops);
+        let circuit = circuit_from_seed(1, n, ops);
         let inputs: Vec<Vec<bool>> = circuit.input_regs.iter().map(|&c| vec![true; c]).collect();
         let mut opts = ot_options(0, 1 << 14);
         if std::env::var("PROBE_DEALER").is_ok() {

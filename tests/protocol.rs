@@ -3,16 +3,14 @@
 //! the example programs, AES-128 and SHA-256 (Garble and exported Bristol) with the dealer
 //! and with the parties' own OT preprocessing.
 
-mod common;
-
-use common::circuits::{random_circuit, random_inputs};
 use mpc::engine::preprocess::SourceKind;
 use mpc::local::{LocalOptions, run_local};
+use mpc::program::random::{circuit_from_seed, inputs_from_seed};
 use proptest::prelude::*;
 
 fn check_random(seed: u64, n: usize, ops: usize, chunk: usize) {
-    let circuit = random_circuit(seed, n, ops);
-    let inputs = random_inputs(&circuit, seed);
+    let circuit = circuit_from_seed(seed, n, ops);
+    let inputs = inputs_from_seed(&circuit, seed);
     let expected = circuit.eval(&inputs);
     let opts = LocalOptions {
         evaluator: (seed as usize) % n,
@@ -65,7 +63,7 @@ fn five_parties() {
 #[ignore]
 fn probe_throughput() {
     for n in [2, 3] {
-        let circuit = random_circuit(1, n, 2_000_000);
+        let circuit = circuit_from_seed(1, n, 2_000_000);
         let inputs: Vec<Vec<bool>> = circuit.input_regs.iter().map(|&c| vec![true; c]).collect();
         let rt = tokio::runtime::Runtime::new().unwrap();
         let t = std::time::Instant::now();

@@ -249,7 +249,7 @@ async fn silent_peers_are_reported_lost(backend: &Backend) {
     match got {
         Err(ChannelError::PeerLost { peer, detail }) => {
             assert_eq!(peer, "party 1");
-            assert!(detail.contains("no contact"), "{detail}");
+            assert!(detail.to_string().contains("no contact"), "{detail}");
         }
         other => panic!("expected PeerLost, got {other:?}"),
     }

@@ -10,12 +10,12 @@ mod common;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;
-use std::net::SocketAddr;
 use std::path::Path;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use common::inproc::{self, InProcRelay};
 use common::recorder::Recorder;
 use futures_util::future::join_all;
 use http_body_util::{BodyExt, Full};
@@ -29,7 +29,6 @@ use mpc::channel::sealed::{Auth, SealParams, Sealed, Secret};
 use mpc::channel::{FRAME_HEADER, Framed, Phase, decode_frame};
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
-use mpc::relay::{self, RelayConfig};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 
@@ -254,21 +253,13 @@ impl Proxy {
 struct Setup {
     proxy_url: String,
     proxy: Arc<Proxy>,
-    _stop: Vec<oneshot::Sender<()>>,
+    _relay: InProcRelay,
+    _stop: oneshot::Sender<()>,
 }
 
 async fn start(attack: Attack, from: &str, to: &str, target: u64) -> Setup {
-    let relay = relay::bind(RelayConfig {
-        listen: SocketAddr::from(([127, 0, 0, 1], 0)),
-        ..RelayConfig::default()
-    })
-    .await
-    .expect("bind the relay");
-    let upstream = format!("http://{}", relay.local_addr());
-    let (stop_relay, stopped) = oneshot::channel::<()>();
-    tokio::spawn(relay.run(async {
-        let _ = stopped.await;
-    }));
+    let relay = inproc::start(inproc::config()).await;
+    let upstream = relay.url.clone();
     let proxy = Arc::new(Proxy {
         upstream,
         client: reqwest::Client::builder()
@@ -313,7 +304,8 @@ async fn start(attack: Attack, from: &str, to: &str, target: u64) -> Setup {
     Setup {
         proxy_url,
         proxy,
-        _stop: vec![stop_relay, stop_proxy],
+        _relay: relay,
+        _stop: stop_proxy,
     }
 }
 

@@ -4,15 +4,13 @@
 
 mod common;
 
-use std::net::TcpStream;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::{Finished, Proc, Relay, finish_all};
 use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, Issuer, KeyPair};
 use tempfile::TempDir;
-
-const MPC: &str = env!("CARGO_BIN_EXE_mpc");
 
 /// A private CA with a server certificate (for 127.0.0.1 and localhost) and a client
 /// certificate, and an unrelated second CA with its own client certificate.
@@ -62,80 +60,98 @@ impl Pki {
 }
 
 fn program() -> String {
-    Path::new(env!("CARGO_MANIFEST_DIR"))
-        .join("programs/add.garble.rs")
-        .display()
-        .to_string()
+    common::program("add.garble.rs")
 }
 
-/// A child process killed when dropped.
-struct Running(Child);
+/// How long one process may run.
+const EXIT: Duration = Duration::from_secs(60);
 
-impl Drop for Running {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
+fn strings(args: &[&str]) -> Vec<String> {
+    args.iter().map(|a| a.to_string()).collect()
+}
+
+/// `mpc ARGS` with warnings only and the sessions' shared secret.
+fn mpc(args: &[String]) -> Command {
+    let mut cmd = common::mpc(args);
+    cmd.env("MPC_LOG", "warn")
+        .env("MPC_SECRET", "tls test secret");
+    cmd
+}
+
+/// Runs `mpc ARGS` to its end.
+fn run(name: &str, args: &[String]) -> Finished {
+    Proc::spawn(name, mpc(args)).finish(EXIT)
+}
+
+/// `mpc serve` with TLS (mutual TLS with `client_ca`), once it accepts connections; its
+/// URL is https.
+fn serve(cert: &str, key: &str, client_ca: Option<&str>) -> Relay {
+    let mut extra = vec!["--tls-cert", cert, "--tls-key", key];
+    if let Some(ca) = client_ca {
+        extra.extend(["--client-ca", ca]);
     }
+    Relay::start(&extra)
 }
 
-fn spawn(args: &[String]) -> Child {
-    Command::new(MPC)
-        .args(args)
-        .env("MPC_LOG", "warn")
-        .env("MPC_SECRET", "tls test secret")
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start mpc")
-}
-
-/// `mpc serve` with TLS on a free port; returns its https URL once it accepts connections.
-fn serve(pki: &Pki, client_ca: bool) -> (Running, String) {
-    let port = common::free_port();
-    let mut args: Vec<String> = [
+/// `mpc serve` with certificate and key files it must refuse; what it left behind.
+fn serve_refused(cert: &str, key: &str) -> Finished {
+    let args = [
         "serve",
         "--listen",
-        &format!("127.0.0.1:{port}"),
+        "127.0.0.1:0",
         "--tls-cert",
-        &pki.path("server.pem"),
+        cert,
         "--tls-key",
+        key,
+    ];
+    run("relay", &strings(&args))
+}
+
+/// `mpc serve` with the PKI's server certificate (and its CA for clients with `client_ca`).
+fn serve_pki(pki: &Pki, client_ca: bool) -> Relay {
+    let ca = pki.path("ca.pem");
+    serve(
+        &pki.path("server.pem"),
         &pki.path("server.key"),
-    ]
-    .map(String::from)
-    .to_vec();
-    if client_ca {
-        args.extend(["--client-ca".to_string(), pki.path("ca.pem")]);
-    }
-    let child = Running(spawn(&args));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the relay did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    (child, format!("https://127.0.0.1:{port}"))
+        client_ca.then_some(ca.as_str()),
+    )
 }
 
-fn finish(child: Child) -> Output {
-    child.wait_with_output().expect("wait for mpc")
-}
-
-fn text(bytes: &[u8]) -> String {
-    String::from_utf8_lossy(bytes).into_owned()
+/// The arguments of party 0 of add.garble.rs (input 1) alone in `session` at `url`.
+fn lone_party(url: &str, session: &str, extra: &[String]) -> Vec<String> {
+    let mut args = strings(&[
+        "party",
+        url,
+        "--session",
+        session,
+        "--program",
+        &program(),
+        "--party",
+        "0",
+        "--input",
+        "1u32",
+    ]);
+    args.extend_from_slice(extra);
+    args
 }
 
 /// Runs the dealer and 3 parties of add.garble.rs (inputs 1, 2, 3) with `connect` options
 /// (relay URL or --peers, TLS flags per endpoint); returns each party's output.
-fn compute(session: &str, connect: impl Fn(usize) -> Vec<String>) -> Vec<Output> {
-    let mut children = Vec::new();
-    let mut dealer_args: Vec<String> = ["pre", "--session", session, "--parties", "3"]
-        .map(String::from)
-        .to_vec();
-    dealer_args.extend(["--timeout".into(), "30".into(), "-q".into()]);
+fn compute(session: &str, connect: impl Fn(usize) -> Vec<String>) -> Vec<Finished> {
+    let mut dealer_args = strings(&[
+        "pre",
+        "--session",
+        session,
+        "--parties",
+        "3",
+        "--timeout",
+        "30",
+        "-q",
+    ]);
     dealer_args.extend(connect(3));
-    let dealer = spawn(&dealer_args);
+    let mut procs = vec![Proc::spawn("dealer", mpc(&dealer_args))];
     for party in 0..3 {
-        let mut args: Vec<String> = [
+        let mut args = strings(&[
             "party",
             "--session",
             session,
@@ -149,68 +165,43 @@ fn compute(session: &str, connect: impl Fn(usize) -> Vec<String>) -> Vec<Output>
             "30",
             "--dealer",
             "-q",
-        ]
-        .map(String::from)
-        .to_vec();
+        ]);
         args.extend(connect(party));
-        children.push(spawn(&args));
+        procs.push(Proc::spawn(format!("party {party}"), mpc(&args)));
     }
-    let outputs: Vec<Output> = children.into_iter().map(finish).collect();
-    let dealt = finish(dealer);
-    assert!(
-        dealt.status.success(),
-        "the dealer failed: {}",
-        text(&dealt.stderr)
-    );
-    outputs
+    let mut ended = finish_all(procs, EXIT);
+    let dealt = ended.remove(0);
+    assert!(dealt.code == Some(0), "the dealer failed: {}", dealt.stderr);
+    ended
 }
 
-fn assert_computed(outputs: &[Output]) {
+fn assert_computed(outputs: &[Finished]) {
     for (p, out) in outputs.iter().enumerate() {
-        assert!(
-            out.status.success(),
-            "party {p} failed: {}",
-            text(&out.stderr)
-        );
-        assert_eq!(text(&out.stdout).trim(), "6", "party {p}");
+        assert!(out.code == Some(0), "party {p} failed: {}", out.stderr);
+        assert_eq!(out.stdout.trim(), "6", "party {p}");
     }
 }
 
 /// One party alone against the relay: it must fail at once (exit 1) with `stderr`.
 fn refused(url: &str, extra: &[String]) -> String {
-    let mut args: Vec<String> = [
-        "party",
-        url,
-        "--session",
-        "refused",
-        "--program",
-        &program(),
-        "--party",
-        "0",
-        "--input",
-        "1u32",
-        "--timeout",
-        "20",
-        "-q",
-    ]
-    .map(String::from)
-    .to_vec();
+    let mut args = strings(&["--timeout", "20", "-q"]);
     args.extend_from_slice(extra);
     let started = Instant::now();
-    let out = finish(spawn(&args));
-    assert_eq!(out.status.code(), Some(1), "{}", text(&out.stderr));
+    let out = run("party 0", &lone_party(url, "refused", &args));
+    assert_eq!(out.code, Some(1), "{}", out.stderr);
     assert!(
         started.elapsed() < Duration::from_secs(10),
         "a TLS refusal must not wait for the timeout"
     );
-    eprintln!("refused: {}", text(&out.stderr).trim());
-    text(&out.stderr)
+    eprintln!("refused: {}", out.stderr.trim());
+    out.stderr
 }
 
 #[test]
 fn parties_and_dealer_compute_through_a_tls_relay_with_a_private_ca() {
     let pki = Pki::new();
-    let (_relay, url) = serve(&pki, false);
+    let relay = serve_pki(&pki, false);
+    let url = relay.url.clone();
     let outputs = compute("tls", |_| {
         vec![url.clone(), "--ca-cert".into(), pki.path("ca.pem")]
     });
@@ -220,7 +211,8 @@ fn parties_and_dealer_compute_through_a_tls_relay_with_a_private_ca() {
 #[test]
 fn an_untrusted_relay_certificate_is_refused_with_a_clear_message() {
     let pki = Pki::new();
-    let (_relay, url) = serve(&pki, false);
+    let relay = serve_pki(&pki, false);
+    let url = relay.url.clone();
     // The wrong CA.
     let err = refused(&url, &["--ca-cert".into(), pki.path("other-ca.pem")]);
     assert!(
@@ -235,7 +227,8 @@ fn an_untrusted_relay_certificate_is_refused_with_a_clear_message() {
 #[test]
 fn mutual_tls_admits_only_clients_with_a_certificate_from_the_ca() {
     let pki = Pki::new();
-    let (_relay, url) = serve(&pki, true);
+    let relay = serve_pki(&pki, true);
+    let url = relay.url.clone();
     let ca = ["--ca-cert".to_string(), pki.path("ca.pem")];
     // No client certificate.
     let err = refused(&url, &ca);
@@ -301,42 +294,20 @@ fn direct_mode_over_mutual_tls() {
 fn bad_tls_files_are_usage_errors() {
     let pki = Pki::new();
     let missing = pki.path("missing.pem");
-    let out = finish(spawn(&[
-        "party".into(),
-        "https://127.0.0.1:9".into(),
-        "--session".into(),
-        "x".into(),
-        "--program".into(),
-        program(),
-        "--party".into(),
-        "0".into(),
-        "--input".into(),
-        "1u32".into(),
-        "--ca-cert".into(),
-        missing.clone(),
-    ]));
-    assert_eq!(out.status.code(), Some(2), "{}", text(&out.stderr));
-    assert!(
-        text(&out.stderr).contains(&missing),
-        "{}",
-        text(&out.stderr)
+    let out = run(
+        "party 0",
+        &lone_party(
+            "https://127.0.0.1:9",
+            "x",
+            &["--ca-cert".into(), missing.clone()],
+        ),
     );
+    assert_eq!(out.code, Some(2), "{}", out.stderr);
+    assert!(out.stderr.contains(&missing), "{}", out.stderr);
     // A key that is not a key.
-    let out = finish(spawn(&[
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--tls-cert".into(),
-        pki.path("server.pem"),
-        "--tls-key".into(),
-        pki.path("server.pem"),
-    ]));
-    assert!(!out.status.success());
-    assert!(
-        text(&out.stderr).contains("private key"),
-        "{}",
-        text(&out.stderr)
-    );
+    let out = serve_refused(&pki.path("server.pem"), &pki.path("server.pem"));
+    assert!(out.code != Some(0));
+    assert!(out.stderr.contains("private key"), "{}", out.stderr);
 }
 
 /// `mpc cert` makes everything a TLS relay with mutual TLS needs, and the parties and the
@@ -346,23 +317,23 @@ fn mpc_cert_makes_a_working_private_ca_relay_and_client_certificates() {
     let dir = tempfile::tempdir().expect("temporary directory");
     let out_dir = dir.path().join("pki");
     let path = |file: &str| out_dir.join(file).display().to_string();
-    let made = finish(spawn(&[
-        "cert".into(),
-        "--out".into(),
-        out_dir.display().to_string(),
-        "--host".into(),
-        "127.0.0.1".into(),
-        "--host".into(),
-        "localhost".into(),
-        "--client".into(),
-        "parties".into(),
-    ]));
-    assert!(made.status.success(), "{}", text(&made.stderr));
-    assert!(
-        text(&made.stderr).contains("--tls-cert"),
-        "{}",
-        text(&made.stderr)
+    let out = out_dir.display().to_string();
+    let made = run(
+        "cert",
+        &strings(&[
+            "cert",
+            "--out",
+            &out,
+            "--host",
+            "127.0.0.1",
+            "--host",
+            "localhost",
+            "--client",
+            "parties",
+        ]),
     );
+    assert!(made.code == Some(0), "{}", made.stderr);
+    assert!(made.stderr.contains("--tls-cert"), "{}", made.stderr);
     #[cfg(unix)]
     for key in ["ca.key", "relay.key", "client-parties.key"] {
         use std::os::unix::fs::PermissionsExt as _;
@@ -377,24 +348,12 @@ fn mpc_cert_makes_a_working_private_ca_relay_and_client_certificates() {
         );
     }
 
-    let port = common::free_port();
-    let _relay = Running(spawn(&[
-        "serve".into(),
-        "--listen".into(),
-        format!("127.0.0.1:{port}"),
-        "--tls-cert".into(),
-        path("relay.pem"),
-        "--tls-key".into(),
-        path("relay.key"),
-        "--client-ca".into(),
-        path("ca.pem"),
-    ]));
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while TcpStream::connect(("127.0.0.1", port)).is_err() {
-        assert!(Instant::now() < deadline, "the relay did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let url = format!("https://127.0.0.1:{port}");
+    let relay = serve(
+        &path("relay.pem"),
+        &path("relay.key"),
+        Some(&path("ca.pem")),
+    );
+    let url = relay.url.clone();
     let outputs = compute("mpc-cert", |_| {
         vec![
             url.clone(),
@@ -410,14 +369,11 @@ fn mpc_cert_makes_a_working_private_ca_relay_and_client_certificates() {
 
     // Again on the same folder: the CA stays, existing files are not replaced.
     let ca_before = std::fs::read(path("ca.pem")).expect("ca.pem");
-    let again = finish(spawn(&[
-        "cert".into(),
-        "--out".into(),
-        out_dir.display().to_string(),
-        "--client".into(),
-        "late".into(),
-    ]));
-    assert!(again.status.success(), "{}", text(&again.stderr));
+    let again = run(
+        "cert",
+        &strings(&["cert", "--out", &out, "--client", "late"]),
+    );
+    assert!(again.code == Some(0), "{}", again.stderr);
     assert_eq!(std::fs::read(path("ca.pem")).expect("ca.pem"), ca_before);
     let late = refused_or_computed_with(
         &url,
@@ -429,46 +385,30 @@ fn mpc_cert_makes_a_working_private_ca_relay_and_client_certificates() {
         late,
         "a client certificate issued later by the same CA is admitted"
     );
-    let clash = finish(spawn(&[
-        "cert".into(),
-        "--out".into(),
-        out_dir.display().to_string(),
-        "--host".into(),
-        "127.0.0.1".into(),
-    ]));
-    assert_eq!(clash.status.code(), Some(2), "{}", text(&clash.stderr));
-    assert!(
-        text(&clash.stderr).contains("--force"),
-        "{}",
-        text(&clash.stderr)
+    let clash = run(
+        "cert",
+        &strings(&["cert", "--out", &out, "--host", "127.0.0.1"]),
     );
+    assert_eq!(clash.code, Some(2), "{}", clash.stderr);
+    assert!(clash.stderr.contains("--force"), "{}", clash.stderr);
 }
 
 /// One party with a client certificate against a mutual-TLS relay: whether it got past TLS
 /// (it then waits for its peers, so it is stopped by its short timeout with exit 1 and a
 /// message about the other parties, not about TLS).
 fn refused_or_computed_with(url: &str, ca: &str, cert: &str, key: &str) -> bool {
-    let out = finish(spawn(&[
-        "party".into(),
-        url.into(),
-        "--session".into(),
-        "late-client".into(),
-        "--program".into(),
-        program(),
-        "--party".into(),
-        "0".into(),
-        "--input".into(),
-        "1u32".into(),
-        "--timeout".into(),
-        "2s".into(),
-        "--ca-cert".into(),
-        ca.into(),
-        "--cert".into(),
-        cert.into(),
-        "--key".into(),
-        key.into(),
-    ]));
-    let stderr = text(&out.stderr);
+    let tls = strings(&[
+        "--timeout",
+        "2s",
+        "--ca-cert",
+        ca,
+        "--cert",
+        cert,
+        "--key",
+        key,
+    ]);
+    let out = run("party 0", &lone_party(url, "late-client", &tls));
+    let stderr = out.stderr;
     eprintln!("late client: {}", stderr.trim());
     stderr.contains("1/3 parties joined") && !stderr.to_lowercase().contains("certificate")
 }
@@ -478,17 +418,9 @@ fn refused_or_computed_with(url: &str, ca: &str, cert: &str, key: &str) -> bool 
 #[test]
 fn a_ca_certificate_as_the_relay_certificate_is_refused_naming_mpc_cert() {
     let pki = Pki::new();
-    let out = finish(spawn(&[
-        "serve".into(),
-        "--listen".into(),
-        "127.0.0.1:0".into(),
-        "--tls-cert".into(),
-        pki.path("ca.pem"),
-        "--tls-key".into(),
-        pki.path("server.key"),
-    ]));
-    let stderr = text(&out.stderr);
-    assert!(!out.status.success(), "{stderr}");
+    let out = serve_refused(&pki.path("ca.pem"), &pki.path("server.key"));
+    let stderr = out.stderr;
+    assert!(out.code != Some(0), "{stderr}");
     assert!(stderr.contains("is a CA certificate"), "{stderr}");
     assert!(stderr.contains("mpc cert"), "{stderr}");
     assert!(!stderr.contains("listening on"), "{stderr}");

@@ -7,7 +7,7 @@ use bytes::Bytes;
 use tokio::sync::Mutex;
 use tokio::sync::mpsc::{UnboundedReceiver, UnboundedSender, unbounded_channel};
 
-use super::{ChannelError, Framed, PeerNames, Transport};
+use super::{ChannelError, Framed, LostReason, PeerNames, Transport, TransportFailure};
 
 /// One endpoint's side of an in-memory session.
 pub struct MemoryTransport {
@@ -61,7 +61,9 @@ impl MemoryTransport {
     fn no_peer(&self, peer: usize) -> ChannelError {
         ChannelError::Transport {
             peer: self.names.name(peer),
-            detail: format!("no such peer of {}", self.names.name(self.me)),
+            detail: TransportFailure::NoSuchPeerOf {
+                me: self.names.name(self.me),
+            },
         }
     }
 }
@@ -75,7 +77,7 @@ impl Transport for MemoryTransport {
             .ok_or_else(|| self.no_peer(to))?;
         tx.send(frame).map_err(|_| ChannelError::PeerLost {
             peer: self.names.name(to),
-            detail: "it has stopped (its end of the in-memory channel is closed)".into(),
+            detail: LostReason::Stopped,
         })
     }
 
@@ -95,7 +97,7 @@ impl Transport for MemoryTransport {
             Ok(Some(frame)) => Ok(Some(frame)),
             Ok(None) => Err(ChannelError::PeerLost {
                 peer: self.names.name(from),
-                detail: "it has stopped (its end of the in-memory channel is closed)".into(),
+                detail: LostReason::Stopped,
             }),
             Err(_) => Ok(None),
         }

@@ -12,11 +12,12 @@
 //! peer number `parties`.
 
 pub mod direct;
+mod error;
 pub mod identity;
 pub mod memory;
 pub mod relay;
 pub mod sealed;
-#[cfg(feature = "testing")]
+#[cfg(any(test, feature = "testing"))]
 pub mod tamper;
 
 use std::fmt;
@@ -25,8 +26,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
-use thiserror::Error;
 use tokio::sync::Mutex;
+
+pub use error::{
+    AuthFailure, AuthMode, ChannelError, DealerUse, IdentityFailure, LostReason, MalformedReason,
+    SessionLost, SetupMismatch, TransportFailure,
+};
 
 /// Largest payload carried by one frame; larger messages are split and streamed.
 pub const MAX_FRAME_PAYLOAD: usize = 4 << 20;
@@ -145,98 +150,6 @@ impl fmt::Display for Phase {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(self.name())
     }
-}
-
-/// Everything that can go wrong while exchanging messages.
-#[derive(Debug, Error, Clone)]
-pub enum ChannelError {
-    /// Nothing arrived from a peer within the timeout.
-    #[error("no message from {peer} in phase '{phase}' after {secs} s")]
-    Timeout {
-        /// Who stayed silent.
-        peer: String,
-        /// What we were waiting for.
-        phase: Phase,
-        /// The timeout that elapsed.
-        secs: u64,
-    },
-    /// A peer sent a message of another phase than the one the protocol expects now.
-    #[error("{peer} sent a message of phase '{got}' while phase '{expected}' was expected")]
-    UnexpectedPhase {
-        /// The sender.
-        peer: String,
-        /// The phase the frame carried.
-        got: String,
-        /// The phase the protocol is in.
-        expected: Phase,
-    },
-    /// A peer stopped the session and said why.
-    #[error("{peer} aborted: {reason}")]
-    PeerAborted {
-        /// Who aborted.
-        peer: String,
-        /// The reason it gave.
-        reason: String,
-    },
-    /// A peer disappeared without a word (killed, crashed, disconnected).
-    #[error("lost {peer}: {detail}")]
-    PeerLost {
-        /// Who was lost.
-        peer: String,
-        /// How we noticed.
-        detail: String,
-    },
-    /// A frame that cannot be decoded or arrived out of sequence.
-    #[error("malformed frame from {peer}: {detail}")]
-    Malformed {
-        /// The sender.
-        peer: String,
-        /// What is wrong with it.
-        detail: String,
-    },
-    /// A sealed frame failed its authentication check: it was altered, replayed, reordered
-    /// or dropped on the way, or the endpoints do not share the same keys.
-    #[error("message from {peer} failed authentication: {detail}")]
-    Authentication {
-        /// The claimed sender.
-        peer: String,
-        /// Which frame, and what to do about it.
-        detail: String,
-    },
-    /// A peer could not prove the identity the roster gives its seat (an impostor, another
-    /// roster, or a key exchange altered on the way).
-    #[error("{peer} did not prove the identity the roster gives it: {detail}")]
-    Identity {
-        /// The seat that failed to prove its key.
-        peer: String,
-        /// Why, and what to do about it.
-        detail: String,
-    },
-    /// A peer is set up for another session: other party count, dealer choice or
-    /// authentication.
-    #[error("{peer} is set up differently: {detail}")]
-    Setup {
-        /// The peer.
-        peer: String,
-        /// What differs and what to do.
-        detail: String,
-    },
-    /// A peer refused the key exchange and said why.
-    #[error("{peer} refused the key exchange: {reason}")]
-    Refused {
-        /// The peer.
-        peer: String,
-        /// Its reason.
-        reason: String,
-    },
-    /// The transport failed to deliver (network, relay refused, ...).
-    #[error("cannot exchange messages with {peer}: {detail}")]
-    Transport {
-        /// The peer we tried to reach.
-        peer: String,
-        /// What the transport reported.
-        detail: String,
-    },
 }
 
 /// Moves opaque frames between peers. Implementations deliver every frame exactly once and
@@ -376,10 +289,9 @@ impl<T: Transport> Framed<T> {
         if peer >= self.peers || peer == self.me {
             return Err(ChannelError::Transport {
                 peer: self.names.name(peer),
-                detail: format!(
-                    "no such peer (this endpoint is {})",
-                    self.names.name(self.me)
-                ),
+                detail: TransportFailure::NoSuchPeer {
+                    me: self.names.name(self.me),
+                },
             });
         }
         Ok(())
@@ -491,12 +403,15 @@ impl<T: Transport> Channel for Framed<T> {
             };
             let view = decode_frame(frame).ok_or_else(|| ChannelError::Malformed {
                 peer: peer.clone(),
-                detail: "frame shorter than its header".into(),
+                detail: MalformedReason::ShortHeader,
             })?;
             if view.seq != seq {
                 return Err(ChannelError::Malformed {
                     peer,
-                    detail: format!("frame number {} arrived where {seq} was due", view.seq),
+                    detail: MalformedReason::OutOfSequence {
+                        got: view.seq,
+                        due: seq,
+                    },
                 });
             }
             state.next_seq += 1;
@@ -509,7 +424,7 @@ impl<T: Transport> Channel for Framed<T> {
             if view.kind != KIND_DATA {
                 return Err(ChannelError::Malformed {
                     peer,
-                    detail: format!("unknown frame kind {}", view.kind),
+                    detail: MalformedReason::UnknownKind(view.kind),
                 });
             }
             if view.phase_tag != phase as u8 {

@@ -1,7 +1,8 @@
 //! A channel wrapper that corrupts one message on purpose. Security tests use it to play a
 //! cheating party: the honest parties must then abort, never return a wrong result.
 //!
-//! Test only: compiled with the `testing` feature (the integration tests enable it).
+//! Test only: compiled with the `testing` feature (the integration tests enable it) and for
+//! this crate's unit tests.
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 
@@ -22,10 +23,12 @@ pub struct TamperPlan {
     pub bit: usize,
 }
 
-/// Wraps a channel and flips one bit of one outgoing message according to a [`TamperPlan`].
+/// Wraps a channel and flips one bit of one outgoing message according to a [`TamperPlan`]
+/// (or rewrites it with an edit of the test's own).
 pub struct Tamper<C> {
     inner: C,
     plan: TamperPlan,
+    edit: Option<fn(&mut Vec<u8>)>,
     seen: AtomicUsize,
     done: AtomicBool,
 }
@@ -36,9 +39,36 @@ impl<C: Channel> Tamper<C> {
         Self {
             inner,
             plan,
+            edit: None,
             seen: AtomicUsize::new(0),
             done: AtomicBool::new(false),
         }
+    }
+
+    /// Wraps `inner` to rewrite the message the plan picks with `edit` instead of flipping
+    /// its bit (the plan's `bit` is not used).
+    pub fn rewriting(inner: C, plan: TamperPlan, edit: fn(&mut Vec<u8>)) -> Self {
+        Self {
+            edit: Some(edit),
+            ..Self::new(inner, plan)
+        }
+    }
+
+    /// Wraps `inner` without ever altering a message, so that honest parties can have the
+    /// same channel type as the cheater.
+    pub fn honest(inner: C) -> Self {
+        let plan = TamperPlan {
+            phase: Phase::Handshake,
+            to: None,
+            nth: usize::MAX,
+            bit: 0,
+        };
+        Self::new(inner, plan)
+    }
+
+    /// Takes the wrapped channel back.
+    pub fn into_inner(self) -> C {
+        self.inner
     }
 
     /// Whether the corruption has happened (a test that expects an abort checks this first,
@@ -69,8 +99,13 @@ impl<C: Channel> Channel for Tamper<C> {
             && self.seen.fetch_add(1, Ordering::SeqCst) == self.plan.nth
         {
             let mut bytes = data.to_vec();
-            let bit = self.plan.bit % (bytes.len() * 8);
-            bytes[bit / 8] ^= 1 << (bit % 8);
+            match self.edit {
+                Some(edit) => edit(&mut bytes),
+                None => {
+                    let bit = self.plan.bit % (bytes.len() * 8);
+                    bytes[bit / 8] ^= 1 << (bit % 8);
+                }
+            }
             self.done.store(true, Ordering::SeqCst);
             Bytes::from(bytes)
         } else {

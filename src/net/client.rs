@@ -165,23 +165,6 @@ pub(crate) enum Delivery {
     GaveUp(String),
 }
 
-impl Delivery {
-    /// Why sending frame `seq` failed, in the words of both transports (`answerer`: "the
-    /// relay", "it"; `timeout`: how long the sender kept trying); `None` if it was delivered.
-    pub(crate) fn failure(self, seq: u64, answerer: &str, timeout: Duration) -> Option<String> {
-        match self {
-            Delivery::Delivered => None,
-            Delivery::Refused { status, body } => {
-                Some(format!("{answerer} refused frame {seq}: {status}: {body}"))
-            }
-            Delivery::GaveUp(why) => Some(format!(
-                "gave up sending frame {seq} after {} s: {why}",
-                timeout.as_secs()
-            )),
-        }
-    }
-}
-
 /// Sends with `attempt` until the answer is a success or a refusal not worth retrying, or
 /// until `deadline`. Busy (429) and failing (5xx) answers and [`Attempt::Retry`] are retried
 /// with backoff; `answerer` names the receiver in the reason kept for giving up ("the

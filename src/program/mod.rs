@@ -60,6 +60,8 @@ mod compile;
 mod constants;
 mod describe;
 mod error;
+#[cfg(any(test, feature = "testing"))]
+pub mod random;
 mod values;
 
 pub use cache::default_cache_dir;

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
 
-use super::sessions::{Refusal, Refused, human_bytes};
+use super::sessions::{Reason, Refusal};
 
 /// The byte budget (see the module documentation).
 #[derive(Debug)]
@@ -66,13 +66,7 @@ impl Budget {
 
     /// The refusal explaining that the total limit is reached.
     pub fn exhausted(&self) -> Refusal {
-        Refusal::new(
-            Refused::Busy,
-            format!(
-                "the relay's total memory limit ({}) is reached; retry later",
-                human_bytes(self.limit)
-            ),
-        )
+        Reason::MemoryLimit(self.limit).into()
     }
 }
 

@@ -16,6 +16,7 @@
 
 pub(crate) mod budget;
 pub(crate) mod metrics;
+mod refusal;
 pub(crate) mod routes;
 pub mod sessions;
 pub mod store;

@@ -26,7 +26,7 @@ use hyper::{Method, Request, Response, StatusCode};
 use super::RelayState;
 use super::metrics::ProcessFigures;
 use super::sessions::{
-    JoinRequest, MESSAGE_OVERHEAD, Refusal, Refused, Seat, SendOutcome, TokenDigest, gap_refusal,
+    JoinRequest, MESSAGE_OVERHEAD, Reason, Refusal, Refused, Seat, SendOutcome, TokenDigest,
     human_bytes,
 };
 use super::store::{DeleteAccess, Store};
@@ -104,9 +104,9 @@ pub async fn handle(state: &RelayState, req: Request<Incoming>) -> Reply {
             let status = status_of(refusal.kind);
             state.metrics.refused(status.as_u16());
             if status == StatusCode::SERVICE_UNAVAILABLE {
-                tracing::debug!("{method} {}: {}", shorten(&path), refusal.message);
+                tracing::debug!("{method} {}: {}", shorten(&path), refusal.reason);
             }
-            let mut reply = text(status, &refusal.message);
+            let mut reply = text(status, &refusal.reason.to_string());
             if status == StatusCode::METHOD_NOT_ALLOWED
                 && let Some(allow) = allowed(&segments)
             {
@@ -309,7 +309,7 @@ async fn metrics(state: &RelayState) -> Reply {
     let stats = match state.store.stats().await {
         Ok(stats) => Some(stats),
         Err(refusal) => {
-            tracing::debug!("metrics without store figures: {}", refusal.message);
+            tracing::debug!("metrics without store figures: {}", refusal.reason);
             None
         }
     };
@@ -471,7 +471,13 @@ async fn send(
         }
         Admission::Gap { expected } => {
             discard(body).await;
-            return Err(gap_refusal(from, to, query.seq.unwrap_or(0), expected));
+            return Err(Reason::OutOfOrder {
+                from,
+                to,
+                got: query.seq.unwrap_or(0),
+                expected,
+            }
+            .into());
         }
     }
     let declared_len = declared.map(|n| n as usize);

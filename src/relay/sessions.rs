@@ -7,6 +7,7 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use subtle::ConstantTimeEq;
 
+pub use super::refusal::{Reason, Refusal, Refused};
 use crate::net::reply::shorten;
 
 /// Bookkeeping charged against the total budget for every queued message, on top of its
@@ -85,63 +86,6 @@ pub fn human_bytes(n: usize) -> String {
         }
     }
     format!("{n} bytes")
-}
-
-/// Why the relay refuses a request, by kind; the routes turn a kind into an HTTP status.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Refused {
-    /// The request is malformed, or names a seat or message that does not exist.
-    Invalid,
-    /// The request lacks the token of the seat it acts for, or the operator's.
-    Forbidden,
-    /// No such route or session.
-    NotFound,
-    /// The route exists, but not with this method.
-    Method,
-    /// The request contradicts the session: out of order, a seat taken, another party count.
-    Conflict,
-    /// The message is larger than the relay accepts.
-    TooLarge,
-    /// The message body stopped arriving.
-    Stalled,
-    /// A limit is reached for now; the client retries later.
-    Busy,
-    /// The session (or the incarnation the client joined) is gone.
-    Gone,
-    /// The relay cannot serve now (its store failed, it is stopping); retry later.
-    Unavailable,
-    /// A bug in the relay.
-    Internal,
-}
-
-/// A request the relay refuses: the kind of refusal and a sentence saying why.
-#[derive(Debug, Clone)]
-pub struct Refusal {
-    /// What kind of refusal (the routes pick the status from it).
-    pub kind: Refused,
-    /// Why, for the response body.
-    pub message: String,
-    /// Seconds after which a retry may succeed (`retry-after`), if the relay knows.
-    pub retry_after: Option<u64>,
-}
-
-impl Refusal {
-    /// A refusal of `kind`, saying `message`.
-    pub fn new(kind: Refused, message: impl Into<String>) -> Self {
-        Self {
-            kind,
-            message: message.into(),
-            retry_after: None,
-        }
-    }
-
-    /// The store could not be used (e.g. Redis is unreachable): 503, the client retries.
-    pub fn store(why: impl fmt::Display) -> Self {
-        Self::new(
-            Refused::Unavailable,
-            format!("the relay's session store failed: {why}; retry later"),
-        )
-    }
 }
 
 /// The SHA-256 digest of a client token: stores keep the digest, never the token.
@@ -265,101 +209,20 @@ impl Closed {
         }
     }
 
-    /// The answer to a request that was waiting in (or raced with) the closed session.
-    pub fn refusal(self, session: &str) -> Refusal {
+    /// The reason given to a request that was waiting in (or raced with) the closed
+    /// session.
+    pub fn reason(self, session: &str) -> Reason {
         match self {
-            Closed::Deleted => Refusal::new(
-                Refused::Gone,
-                format!(
-                    "session deleted: '{}' was ended on request",
-                    shorten(session)
-                ),
-            ),
-            Closed::Expired => Refusal::new(
-                Refused::Gone,
-                format!("session expired: '{}' was idle too long", shorten(session)),
-            ),
-            Closed::Shutdown => Refusal::new(Refused::Unavailable, "the relay is shutting down"),
+            Closed::Deleted => Reason::Deleted(session.to_string()),
+            Closed::Expired => Reason::Expired(session.to_string()),
+            Closed::Shutdown => Reason::ShuttingDown,
         }
     }
-}
 
-/// Refuses a request acting for `seat` without the token it was claimed with.
-pub fn needs_token(session: &str, seat: Seat, what: &str) -> Refusal {
-    Refusal::new(
-        Refused::Forbidden,
-        format!(
-            "seat {seat} of session '{}' was claimed with a token: {what} needs that token \
-             (header x-mpc-token)",
-            shorten(session)
-        ),
-    )
-}
-
-/// Refuses a send whose sequence number skips ahead.
-pub fn gap_refusal(from: Seat, to: Seat, got: u64, expected: u64) -> Refusal {
-    Refusal::new(
-        Refused::Conflict,
-        format!(
-            "message {got} from {} to {} is out of order: expected seq {expected}",
-            from.describe(),
-            to.describe()
-        ),
-    )
-}
-
-/// Refuses a join that names another party count than the session's.
-pub fn parties_refusal(session: &str, has: u32, wanted: u32) -> Refusal {
-    Refusal::new(
-        Refused::Conflict,
-        format!(
-            "party count mismatch: session '{}' has {has} parties, but this client was started \
-             for {wanted}; start every party (and the dealer) with the same program and party \
-             count",
-            shorten(session)
-        ),
-    )
-}
-
-/// Refuses a seat beyond the session's party count.
-pub fn seat_refusal(session: &str, seat: Seat, parties: u32) -> Refusal {
-    Refusal::new(
-        Refused::Invalid,
-        format!(
-            "{} does not exist in session '{}' of {parties} parties (0 to {})",
-            seat.describe(),
-            shorten(session),
-            parties.saturating_sub(1)
-        ),
-    )
-}
-
-/// Refuses a join to a seat that another client holds and that is not lost (yet).
-pub fn taken_refusal(session: &str, seat: Seat, silent_secs: f64, lost_after_secs: f64) -> Refusal {
-    let wait = (lost_after_secs - silent_secs).max(0.0);
-    let mut refusal = Refusal::new(
-        Refused::Conflict,
-        format!(
-            "seat {seat} of session '{}' is already taken by another client (last heard from \
-             {silent_secs:.1} s ago); the seat is free again once that client has been silent \
-             for {lost_after_secs:.0} s",
-            shorten(session)
-        ),
-    );
-    refusal.retry_after = Some(wait.ceil().max(1.0) as u64);
-    refusal
-}
-
-/// The answer to a heartbeat for a session incarnation that no longer exists.
-pub fn lost_session_refusal(session: &str) -> Refusal {
-    Refusal::new(
-        Refused::Gone,
-        format!(
-            "session lost: '{}' is not the session this client joined (the relay restarted \
-             without keeping it, or it was deleted or expired); its messages are gone",
-            shorten(session)
-        ),
-    )
+    /// The refusal of such a request.
+    pub fn refusal(self, session: &str) -> Refusal {
+        self.reason(session).into()
+    }
 }
 
 /// A fresh random id (for relay instances and session incarnations).

@@ -6,8 +6,8 @@
 
 #![allow(dead_code)]
 
-pub mod circuits;
 pub mod inproc;
+pub mod programs;
 pub mod recorder;
 pub mod redis_server;
 
@@ -362,14 +362,15 @@ pub fn finish_all(mut procs: Vec<Proc>, timeout: Duration) -> Vec<Finished> {
 
 /// A relay (`mpc serve`) on a free loopback port; stopped when dropped.
 pub struct Relay {
-    /// Its base URL, `http://127.0.0.1:PORT`.
+    /// Its base URL, `http://127.0.0.1:PORT` (`https://` when it serves TLS).
     pub url: String,
     proc: Proc,
 }
 
 impl Relay {
     /// Starts `mpc serve --listen 127.0.0.1:0` (plus `extra`), reads the bound address from
-    /// its first stderr line and waits until `GET /health` answers 200.
+    /// its first stderr line and waits until `GET /health` answers 200 (with TLS, until it
+    /// accepts connections).
     pub fn start(extra: &[&str]) -> Relay {
         Relay::start_on("127.0.0.1:0", extra)
     }
@@ -389,7 +390,9 @@ impl Relay {
 
     /// The `HOST:PORT` it listens on.
     pub fn addr(&self) -> String {
-        self.url.trim_start_matches("http://").to_string()
+        let url = self.url.as_str();
+        let rest = url.strip_prefix("https://").unwrap_or(url);
+        rest.trim_start_matches("http://").to_string()
     }
 
     /// Like [`start`](Self::start), with the relay's open-file limit (soft and hard) set
@@ -412,9 +415,9 @@ impl Relay {
     /// wrapper that execs one).
     pub fn start_command(cmd: Command) -> Relay {
         let mut proc = Proc::spawn("relay", cmd);
-        proc.wait_for_stderr("listening on http://", Duration::from_secs(10));
+        proc.wait_for_stderr("listening on http", Duration::from_secs(10));
         let log = proc.stderr_so_far();
-        let at = log.find("listening on http://").expect("listening line") + 13;
+        let at = log.find("listening on http").expect("listening line") + 13;
         let url: String = log[at..]
             .chars()
             .take_while(|c| !c.is_whitespace())
@@ -426,9 +429,13 @@ impl Relay {
 
     fn wait_healthy(&self, timeout: Duration) {
         let deadline = Instant::now() + timeout;
-        let addr = self.url.trim_start_matches("http://").to_string();
+        let addr = self.addr();
+        let tls = self.url.starts_with("https://");
         loop {
-            if let Some(status) = http_get_status(&addr, "/health") {
+            if tls && TcpStream::connect(&addr).is_ok() {
+                return;
+            }
+            if !tls && let Some(status) = http_get_status(&addr, "/health") {
                 assert_eq!(status, 200, "GET {}/health", self.url);
                 return;
             }

@@ -37,7 +37,7 @@ use reqwest::{Client, Url};
 use tokio::sync::oneshot;
 use tokio::task::{AbortHandle, JoinHandle};
 
-use super::{ChannelError, PeerNames, Transport};
+use super::{ChannelError, LostReason, PeerNames, Transport, TransportFailure};
 use crate::net::chain;
 use crate::net::client::{Attempt, ClientTls, deliver, endpoint, http_client};
 use crate::net::server::serve_http;
@@ -153,40 +153,42 @@ impl DirectTransport {
     pub async fn start(config: DirectConfig) -> Result<DirectTransport, ChannelError> {
         let names = PeerNames::new(config.parties);
         let me_name = names.name(config.me);
-        let fail = |detail: String| ChannelError::Transport {
+        let fail = |detail: TransportFailure| ChannelError::Transport {
             peer: me_name.clone(),
             detail,
         };
+        let config_fail = |why: String| fail(TransportFailure::Config(why));
         let peers = config.urls.len();
         if config.me >= peers {
-            return Err(fail(format!(
-                "endpoint {} is not among the {peers} URLs given",
-                config.me
-            )));
+            return Err(fail(TransportFailure::NotAmongUrls {
+                me: config.me,
+                urls: peers,
+            }));
         }
         if config.session.is_empty() {
-            return Err(fail("the session name is empty".into()));
+            return Err(fail(TransportFailure::EmptySession));
         }
         let urls = config
             .urls
             .iter()
             .map(|raw| parse_url(raw))
             .collect::<Result<Vec<_>, _>>()
-            .map_err(&fail)?;
+            .map_err(config_fail)?;
         let own = &urls[config.me];
         let tls = match (own.scheme(), &config.server_tls) {
-            ("https", Some(files)) => Some(tls::acceptor(files).map_err(|e| fail(e.to_string()))?),
+            ("https", Some(files)) => {
+                Some(tls::acceptor(files).map_err(|e| config_fail(e.to_string()))?)
+            }
             ("https", None) => {
-                return Err(fail(format!(
-                    "its URL {own} is https:// but no certificate was given to serve with \
-                     (--cert FILE --key FILE)"
+                return Err(fail(TransportFailure::HttpsWithoutCertificate(
+                    own.to_string(),
                 )));
             }
             _ => None,
         };
         let client = http_client(&config.client_tls, config.timeout.min(QUICK_REQUEST * 3))
-            .map_err(&fail)?;
-        let build = |url: &Url, parts: &[&str]| endpoint(url, parts).map_err(&fail);
+            .map_err(config_fail)?;
+        let build = |url: &Url, parts: &[&str]| endpoint(url, parts).map_err(config_fail);
         let me_str = config.me.to_string();
         let mut msg_urls = Vec::with_capacity(peers);
         let mut alive_urls = Vec::with_capacity(peers);
@@ -211,15 +213,18 @@ impl DirectTransport {
 
         let listen = match config.listen {
             Some(addr) => addr,
-            None => listen_addr(own).map_err(&fail)?,
+            None => listen_addr(own).map_err(config_fail)?,
         };
         let listener = tokio::net::TcpListener::bind(listen).await.map_err(|err| {
-            fail(format!(
-                "cannot listen on {listen} (taken from its URL {own}): {err}; choose another \
-                 port in --peers, or give --listen ADDR"
-            ))
+            fail(TransportFailure::CannotListen {
+                addr: listen,
+                url: own.to_string(),
+                why: err.to_string(),
+            })
         })?;
-        let local_addr = listener.local_addr().map_err(|err| fail(err.to_string()))?;
+        let local_addr = listener
+            .local_addr()
+            .map_err(|err| config_fail(err.to_string()))?;
         let inbox = Arc::new(Inbox::new(
             config.session.clone(),
             config.me,
@@ -326,12 +331,10 @@ impl DirectTransport {
         let silent = self.inbox.silent_for(peer)?;
         (silent > LOST_AFTER).then(|| ChannelError::PeerLost {
             peer: self.names.name(peer),
-            detail: format!(
-                "no heartbeat from its endpoint {} for {} s: it stopped, or the network \
-                 between us failed",
-                self.urls[peer].as_str().trim_end_matches('/'),
-                silent.as_secs()
-            ),
+            detail: LostReason::NoHeartbeat {
+                endpoint: self.urls[peer].as_str().trim_end_matches('/').to_string(),
+                secs: silent.as_secs(),
+            },
         })
     }
 
@@ -339,11 +342,10 @@ impl DirectTransport {
         if peer == self.me || peer >= self.urls.len() {
             return Err(ChannelError::Transport {
                 peer: self.names.name(peer),
-                detail: format!(
-                    "no such peer of {} in a session of {} endpoints",
-                    self.names.name(self.me),
-                    self.urls.len()
-                ),
+                detail: TransportFailure::NoSuchEndpoint {
+                    me: self.names.name(self.me),
+                    endpoints: self.urls.len(),
+                },
             });
         }
         Ok(())
@@ -362,7 +364,7 @@ impl Transport for DirectTransport {
         let Some(base) = self.msg_urls[to].as_ref() else {
             return Err(ChannelError::Transport {
                 peer: self.names.name(to),
-                detail: "that is this endpoint itself".into(),
+                detail: TransportFailure::Itself,
             });
         };
         let mut url = base.clone();
@@ -381,16 +383,14 @@ impl Transport for DirectTransport {
             sent.map_err(|err| match explain_tls_failure(&err, &self.tls_whom(to)) {
                 Some(why) => Attempt::Stop(ChannelError::Transport {
                     peer: whom.clone(),
-                    detail: why,
+                    detail: TransportFailure::Tls(why),
                 }),
                 None => Attempt::Retry(short_reason(&err)),
             })
         };
         let lost = || self.lost(to).map_or(Ok(()), Err);
-        match deliver(deadline, "it", attempt, lost)
-            .await?
-            .failure(seq, "it", self.timeout)
-        {
+        let delivery = deliver(deadline, "it", attempt, lost).await?;
+        match TransportFailure::of_delivery(delivery, seq, "it", self.timeout) {
             None => Ok(()),
             Some(detail) => Err(ChannelError::Transport { peer: whom, detail }),
         }

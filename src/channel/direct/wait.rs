@@ -8,7 +8,7 @@ use futures_util::stream::FuturesUnordered;
 use serde::Deserialize;
 
 use super::{DirectTransport, QUICK_REQUEST};
-use crate::channel::ChannelError;
+use crate::channel::{ChannelError, DealerUse, SetupMismatch, TransportFailure};
 use crate::net::chain;
 use crate::net::client::Backoff;
 use crate::net::tls::explain_tls_failure;
@@ -54,27 +54,23 @@ impl DirectTransport {
         }
         missing.sort_by_key(|(p, _)| *p);
         let waited = self.timeout.as_secs_f64();
-        let hint = "start it with the same --session and --peers, or check the URL";
         if let [(peer, why)] = missing.as_slice() {
             return Err(ChannelError::Transport {
                 peer: self.describe(*peer),
-                detail: format!(
-                    "it did not come up within {waited} s (last attempt: {why}); {hint}"
-                ),
+                detail: TransportFailure::NotUp {
+                    waited,
+                    why: why.clone(),
+                },
             });
         }
         let names: Vec<String> = missing.iter().map(|(p, _)| self.names.name(*p)).collect();
-        let list: Vec<String> = missing
+        let peers: Vec<String> = missing
             .iter()
             .map(|(p, why)| format!("{} ({why})", self.describe(*p)))
             .collect();
         Err(ChannelError::Transport {
             peer: names.join(", "),
-            detail: format!(
-                "they did not come up within {waited} s: {}; start them with the same \
-                 --session and --peers, or check the URLs",
-                list.join("; ")
-            ),
+            detail: TransportFailure::NoneUp { waited, peers },
         })
     }
 
@@ -117,28 +113,25 @@ impl DirectTransport {
                             // The same session, but one side has a dealer and the other not.
                             let name = self.names.name(peer);
                             let detail = if self.me == self.inbox.parties {
-                                format!(
-                                    "{name} runs session '{}' without a dealer (it was not \
-                                     started with --dealer); a party uses a dealer only when \
-                                     asked to",
-                                    self.session
-                                )
+                                SetupMismatch::UninvitedDealer {
+                                    peer: name.clone(),
+                                    session: self.session.clone(),
+                                }
                             } else {
                                 let with = |peers: usize| {
                                     if peers > self.inbox.parties {
-                                        "with a dealer (--dealer)"
+                                        DealerUse::With
                                     } else {
-                                        "without a dealer"
+                                        DealerUse::Without
                                     }
                                 };
-                                format!(
-                                    "{name} runs session '{}' {}, {} {}: start every party \
-                                     with the same dealer choice",
-                                    self.session,
-                                    with(h.peers),
-                                    self.names.name(self.me),
-                                    with(self.urls.len()),
-                                )
+                                SetupMismatch::DealerChoice {
+                                    peer: name.clone(),
+                                    session: Some(self.session.clone()),
+                                    theirs: with(h.peers),
+                                    me: self.names.name(self.me),
+                                    ours: with(self.urls.len()),
+                                }
                             };
                             return Err(WaitError::Fatal(ChannelError::Setup {
                                 peer: name,
@@ -148,17 +141,15 @@ impl DirectTransport {
                         Ok(h) => {
                             return Err(WaitError::Fatal(ChannelError::Transport {
                                 peer: whom.clone(),
-                                detail: format!(
-                                    "the endpoint there serves {} of {} endpoints in session \
-                                     '{}', but this endpoint expects {} of {} in session '{}'; \
-                                     give every participant the same --session and --peers",
-                                    self.names.name(h.endpoint),
-                                    h.peers,
-                                    h.session,
-                                    self.names.name(peer),
-                                    self.urls.len(),
-                                    self.session
-                                ),
+                                detail: TransportFailure::OtherEndpoint {
+                                    parties: self.inbox.parties,
+                                    serves: h.endpoint,
+                                    peers: h.peers,
+                                    session: h.session,
+                                    expected: peer,
+                                    expected_peers: self.urls.len(),
+                                    expected_session: self.session.clone(),
+                                },
                             }));
                         }
                         Err(_) => "it answers, but is not an mpc endpoint".to_string(),
@@ -169,7 +160,7 @@ impl DirectTransport {
                     if let Some(why) = explain_tls_failure(&err, &self.tls_whom(peer)) {
                         return Err(WaitError::Fatal(ChannelError::Transport {
                             peer: whom.clone(),
-                            detail: why,
+                            detail: TransportFailure::Tls(why),
                         }));
                     }
                     short_reason(&err)

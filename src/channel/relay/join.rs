@@ -14,10 +14,10 @@ use tokio::sync::watch;
 
 use super::link::{RelayLink, heartbeat, instance_of, short_reason};
 use super::{QUICK_REQUEST, RelayTransport, seat_name};
-use crate::channel::{ChannelError, PeerNames};
+use crate::channel::{ChannelError, PeerNames, TransportFailure};
 use crate::net::chain;
 use crate::net::client::{Backoff, ClientTls, body_text, endpoint, http_client, retryable};
-use crate::net::headers::{CLIENT_HEADER, EPOCH_HEADER, INSTANCE_HEADER, TOKEN_HEADER};
+use crate::net::headers::{CLIENT_HEADER, EPOCH_HEADER, TOKEN_HEADER};
 use crate::net::tls::explain_tls_failure;
 
 /// Interval between looks at the session while waiting for the others to join.
@@ -66,30 +66,31 @@ impl RelayTransport {
         tls: &ClientTls,
     ) -> Result<RelayTransport, ChannelError> {
         let relay = format!("the relay at {base_url}");
-        let fail = |detail: String| ChannelError::Transport {
+        let fail = |detail: TransportFailure| ChannelError::Transport {
             peer: relay.clone(),
             detail,
         };
+        let config_fail = |why: String| fail(TransportFailure::Config(why));
         if me > parties {
-            return Err(fail(format!(
-                "peer {me} does not exist in a session of {parties} parties"
-            )));
+            return Err(fail(TransportFailure::NoSeat { me, parties }));
         }
         if session.is_empty() {
-            return Err(fail("the session name is empty".into()));
+            return Err(fail(TransportFailure::EmptySession));
         }
-        let base = Url::parse(base_url)
-            .map_err(|err| fail(format!("'{base_url}' is not a valid URL: {err}")))?;
+        let base = Url::parse(base_url).map_err(|err| {
+            fail(TransportFailure::InvalidUrl {
+                url: base_url.to_string(),
+                why: err.to_string(),
+            })
+        })?;
         if !matches!(base.scheme(), "http" | "https") || base.cannot_be_a_base() {
-            return Err(fail(format!(
-                "'{base_url}' is not an http:// or https:// URL"
-            )));
+            return Err(fail(TransportFailure::NotHttp(base_url.to_string())));
         }
-        let client = http_client(tls, timeout.min(QUICK_REQUEST)).map_err(&fail)?;
+        let client = http_client(tls, timeout.min(QUICK_REQUEST)).map_err(config_fail)?;
         let client_id = hex::encode(rand::random::<[u8; 16]>());
         let names = PeerNames::new(parties);
         let seat = |i: usize| seat_name(i, parties);
-        let build = |parts: &[&str]| endpoint(&base, parts).map_err(&fail);
+        let build = |parts: &[&str]| endpoint(&base, parts).map_err(config_fail);
         let mut send_urls = Vec::with_capacity(parties + 1);
         let mut recv_urls = Vec::with_capacity(parties + 1);
         for peer in 0..=parties {
@@ -134,13 +135,12 @@ impl RelayTransport {
                             // A proxy in front of a relay that is down: worth waiting for.
                             format!("{base_url} answered {status}{server}")
                         } else {
-                            return Err(fail(format!(
-                                "{base_url} is not an mpc relay: it answered PUT {} with \
-                                 {status}{server} and without the {INSTANCE_HEADER} header an \
-                                 mpc relay sends; check the URL (the address `mpc serve` \
-                                 listens on)",
-                                join_url.path()
-                            )));
+                            return Err(fail(TransportFailure::NotARelay {
+                                url: base_url.to_string(),
+                                path: join_url.path().to_string(),
+                                status,
+                                server,
+                            }));
                         }
                     } else if let (true, Some(instance)) = (status.is_success(), instance) {
                         let epoch = resp
@@ -148,18 +148,16 @@ impl RelayTransport {
                             .get(EPOCH_HEADER)
                             .and_then(|v| v.to_str().ok())
                             .map(str::to_string)
-                            .ok_or_else(|| {
-                                fail(format!(
-                                    "the relay did not say which incarnation of session \
-                                     '{session}' it joined us to: update mpc serve"
-                                ))
-                            })?;
+                            .ok_or_else(|| fail(TransportFailure::NoEpoch(session.to_string())))?;
                         break (instance, epoch);
                     } else if status == StatusCode::CONFLICT {
                         let retry = resp.headers().contains_key(reqwest::header::RETRY_AFTER);
                         let body = body_text(resp).await;
                         if !retry {
-                            return Err(fail(format!("cannot join session '{session}': {body}")));
+                            return Err(fail(TransportFailure::JoinRefused {
+                                session: session.to_string(),
+                                body,
+                            }));
                         }
                         if !said_taken {
                             said_taken = true;
@@ -173,15 +171,16 @@ impl RelayTransport {
                     } else if retryable(status) {
                         format!("the relay answered {status}: {}", body_text(resp).await)
                     } else {
-                        return Err(fail(format!(
-                            "cannot join session '{session}': {status}: {}",
-                            body_text(resp).await
-                        )));
+                        return Err(fail(TransportFailure::JoinRefusedWith {
+                            session: session.to_string(),
+                            status,
+                            body: body_text(resp).await,
+                        }));
                     }
                 }
                 Err(err) => {
                     if let Some(why) = explain_tls_failure(&err, "the relay") {
-                        return Err(fail(why));
+                        return Err(fail(TransportFailure::Tls(why)));
                     }
                     if !said_unreachable {
                         said_unreachable = true;
@@ -196,10 +195,11 @@ impl RelayTransport {
                 }
             };
             if !backoff.sleep_before(deadline).await {
-                return Err(fail(format!(
-                    "gave up joining session '{session}' after {} s: {why}",
-                    timeout.as_secs()
-                )));
+                return Err(fail(TransportFailure::GaveUpJoining {
+                    session: session.to_string(),
+                    secs: timeout.as_secs(),
+                    why,
+                }));
             }
         };
         if said_unreachable {
@@ -240,11 +240,12 @@ impl RelayTransport {
     }
 
     /// The seats currently joined, or `None` if the session does not exist (any more).
-    async fn seats(&self) -> Result<Option<Vec<String>>, String> {
+    async fn seats(&self) -> Result<Option<Vec<String>>, TransportFailure> {
         if let Some(why) = self.link.lost_reason() {
-            return Err(why);
+            return Err(TransportFailure::SessionLost(Box::new(why)));
         }
-        let url = endpoint(&self.base, &["sessions", &self.session])?;
+        let url =
+            endpoint(&self.base, &["sessions", &self.session]).map_err(TransportFailure::Config)?;
         let resp = self
             .link
             .auth(self.client.get(url))
@@ -253,28 +254,20 @@ impl RelayTransport {
             .await
             .map_err(|err| {
                 self.link.unreachable(&err);
-                format!("cannot reach the relay: {}", chain(&err))
+                unreachable_relay(&err)
             })?;
         self.link.check_instance(&resp);
         if let Some(why) = self.link.lost_reason() {
-            return Err(why);
+            return Err(TransportFailure::SessionLost(Box::new(why)));
         }
         self.link.reachable();
         match resp.status() {
-            StatusCode::OK => {
-                let body = resp
-                    .bytes()
-                    .await
-                    .map_err(|err| format!("cannot read the relay's answer: {}", chain(&err)))?;
-                let detail: SessionDetail = serde_json::from_slice(&body)
-                    .map_err(|err| format!("the relay's session detail is malformed: {err}"))?;
-                Ok(Some(detail.seats))
-            }
+            StatusCode::OK => Ok(Some(session_detail(resp).await?.seats)),
             StatusCode::NOT_FOUND => Ok(None),
-            status => Err(format!(
-                "the relay answered {status}: {}",
-                body_text(resp).await
-            )),
+            status => Err(TransportFailure::RelayAnswered {
+                status,
+                body: body_text(resp).await,
+            }),
         }
     }
 
@@ -315,9 +308,9 @@ impl RelayTransport {
                 }
                 Err(why) => {
                     if let Some(lost) = self.link.lost_reason() {
-                        return Err(self.relay_error(lost));
+                        return Err(self.relay_error(TransportFailure::SessionLost(Box::new(lost))));
                     }
-                    Some(why)
+                    Some(why.to_string())
                 }
             };
             if Instant::now() >= deadline {
@@ -328,17 +321,13 @@ impl RelayTransport {
                         Err(_) => "the dealer".to_string(),
                     })
                     .collect();
-                let mut detail = format!(
-                    "{} of {} expected participants of session '{}' joined in time; missing: {}",
-                    wanted.len() - missing.len(),
-                    wanted.len(),
-                    self.session,
-                    names.join(", ")
-                );
-                if let Some(why) = last_error {
-                    detail.push_str(&format!(" (last error: {why})"));
-                }
-                return Err(self.relay_error(detail));
+                return Err(self.relay_error(TransportFailure::NotAllJoined {
+                    joined: wanted.len() - missing.len(),
+                    expected: wanted.len(),
+                    session: self.session.clone(),
+                    missing: names,
+                    last_error,
+                }));
             }
             let pause = JOIN_POLL.min(deadline.saturating_duration_since(Instant::now()));
             tokio::time::sleep(pause).await;
@@ -357,37 +346,47 @@ impl RelayTransport {
     /// dealer takes part by whether it joined before the last party, and the relay's order
     /// is the same for all of them.
     pub async fn join_order(&self) -> Result<Vec<String>, ChannelError> {
-        let url =
-            endpoint(&self.base, &["sessions", &self.session]).map_err(|e| self.relay_error(e))?;
+        let url = endpoint(&self.base, &["sessions", &self.session])
+            .map_err(|e| self.relay_error(TransportFailure::Config(e)))?;
         let resp = self
             .link
             .auth(self.client.get(url))
             .timeout(QUICK_REQUEST)
             .send()
             .await
-            .map_err(|err| self.relay_error(format!("cannot reach the relay: {}", chain(&err))))?;
+            .map_err(|err| self.relay_error(unreachable_relay(&err)))?;
         self.link.check_instance(&resp);
         if let Some(why) = self.link.lost_reason() {
-            return Err(self.relay_error(why));
+            return Err(self.relay_error(TransportFailure::SessionLost(Box::new(why))));
         }
         if resp.status() != StatusCode::OK {
             let status = resp.status();
-            return Err(self.relay_error(format!(
-                "the relay answered {status}: {}",
-                body_text(resp).await
-            )));
+            return Err(self.relay_error(TransportFailure::RelayAnswered {
+                status,
+                body: body_text(resp).await,
+            }));
         }
-        let body = resp.bytes().await.map_err(|err| {
-            self.relay_error(format!("cannot read the relay's answer: {}", chain(&err)))
-        })?;
-        let detail: SessionDetail = serde_json::from_slice(&body).map_err(|err| {
-            self.relay_error(format!("the relay's session detail is malformed: {err}"))
-        })?;
+        let detail = session_detail(resp)
+            .await
+            .map_err(|e| self.relay_error(e))?;
         if detail.join_order.is_empty() && !detail.seats.is_empty() {
-            return Err(self.relay_error(
-                "this relay does not report the join order of seats: update mpc serve".into(),
-            ));
+            return Err(self.relay_error(TransportFailure::NoJoinOrder));
         }
         Ok(detail.join_order)
     }
+}
+
+/// A relay that did not answer a session query, in the HTTP client's words.
+fn unreachable_relay(err: &reqwest::Error) -> TransportFailure {
+    TransportFailure::Network(format!("cannot reach the relay: {}", chain(err)))
+}
+
+/// Reads the relay's session detail from an answer.
+async fn session_detail(resp: reqwest::Response) -> Result<SessionDetail, TransportFailure> {
+    let body = resp.bytes().await.map_err(|err| {
+        TransportFailure::Network(format!("cannot read the relay's answer: {}", chain(&err)))
+    })?;
+    serde_json::from_slice(&body).map_err(|err| {
+        TransportFailure::Network(format!("the relay's session detail is malformed: {err}"))
+    })
 }

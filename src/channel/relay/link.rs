@@ -10,6 +10,7 @@ use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use tokio::sync::watch;
 
 use super::QUICK_REQUEST;
+use crate::channel::SessionLost;
 use crate::net::chain;
 use crate::net::client::body_text;
 use crate::net::headers::{CLIENT_HEADER, EPOCH_HEADER, INSTANCE_HEADER, TOKEN_HEADER};
@@ -31,7 +32,7 @@ pub(super) struct RelayLink {
     pub(super) timeout: Duration,
     /// Set once the session is lost for good (relay restarted, session deleted, seat
     /// taken): every pending and later request fails with this reason.
-    pub(super) lost: watch::Sender<Option<String>>,
+    pub(super) lost: watch::Sender<Option<SessionLost>>,
     /// Whether "cannot reach the relay" was said and not yet taken back.
     pub(super) unreachable: AtomicBool,
 }
@@ -43,12 +44,12 @@ impl RelayLink {
     }
 
     /// The reason the session is lost, if it is.
-    pub(super) fn lost_reason(&self) -> Option<String> {
+    pub(super) fn lost_reason(&self) -> Option<SessionLost> {
         self.lost.borrow().clone()
     }
 
     /// Records that the session is lost (the first reason wins).
-    pub(super) fn lose(&self, why: String) {
+    pub(super) fn lose(&self, why: SessionLost) {
         self.lost.send_if_modified(|lost| {
             if lost.is_some() {
                 return false;
@@ -64,7 +65,17 @@ impl RelayLink {
         if let Some(now) = instance_of(resp)
             && now != self.instance
         {
-            self.lose(restarted(&self.url, &self.session, &self.instance, &now));
+            self.lose(self.restarted(now));
+        }
+    }
+
+    /// The reason for a relay whose instance `now` answers instead of the one we joined.
+    fn restarted(&self, now: String) -> SessionLost {
+        SessionLost::Restarted {
+            url: self.url.clone(),
+            session: self.session.clone(),
+            was: self.instance.clone(),
+            now,
         }
     }
 
@@ -88,10 +99,10 @@ impl RelayLink {
     }
 
     /// Completes when the session is lost, with the reason.
-    pub(super) async fn lost(&self) -> String {
+    pub(super) async fn lost(&self) -> SessionLost {
         let mut watch = self.lost.subscribe();
         let reason = match watch.wait_for(Option::is_some).await {
-            Ok(reason) => Some(reason.clone().unwrap_or_default()),
+            Ok(reason) => reason.clone(),
             Err(_) => None,
         };
         match reason {
@@ -107,15 +118,6 @@ pub(super) fn instance_of(resp: &reqwest::Response) -> Option<String> {
         .get(INSTANCE_HEADER)
         .and_then(|v| v.to_str().ok())
         .map(str::to_string)
-}
-
-/// The message for a relay that restarted and lost the session.
-pub(super) fn restarted(url: &str, session: &str, was: &str, now: &str) -> String {
-    format!(
-        "the relay at {url} restarted (instance {was} is now {now}) and lost session \
-         '{session}' with its messages; start every participant of the session again (a \
-         relay started with --store redis://... keeps sessions across restarts)"
-    )
 }
 
 /// A short reason for a failed request: "connection refused", "timed out", ...
@@ -174,26 +176,22 @@ pub(super) async fn heartbeat(client: Client, url: Url, client_id: String, link:
             }
             StatusCode::GONE => {
                 let why = match instance {
-                    Some(now) if now != link.instance => {
-                        restarted(&link.url, &link.session, &link.instance, &now)
-                    }
-                    _ => format!(
-                        "the relay at {} lost session '{}': {}",
-                        link.url,
-                        link.session,
-                        body_text(resp).await
-                    ),
+                    Some(now) if now != link.instance => link.restarted(now),
+                    _ => SessionLost::Gone {
+                        url: link.url.clone(),
+                        session: link.session.clone(),
+                        body: body_text(resp).await,
+                    },
                 };
                 link.lose(why);
                 return;
             }
             StatusCode::CONFLICT | StatusCode::FORBIDDEN => {
                 let body = body_text(resp).await;
-                link.lose(format!(
-                    "the relay at {} gave this party's seat to another client (it had \
-                     reported this party lost): {body}",
-                    link.url
-                ));
+                link.lose(SessionLost::SeatTaken {
+                    url: link.url.clone(),
+                    body,
+                });
                 return;
             }
             status => {

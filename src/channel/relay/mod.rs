@@ -40,7 +40,7 @@ use bytes::Bytes;
 use reqwest::{Client, RequestBuilder, StatusCode, Url};
 use tokio::task::AbortHandle;
 
-use super::{ChannelError, PeerNames, Transport};
+use super::{ChannelError, LostReason, PeerNames, Transport, TransportFailure};
 use crate::net::chain;
 use crate::net::client::{Attempt, Backoff, body_text, deliver, retryable};
 use crate::net::tls::explain_tls_failure;
@@ -89,7 +89,7 @@ impl RelayTransport {
         &self.client_id
     }
 
-    fn relay_error(&self, detail: String) -> ChannelError {
+    fn relay_error(&self, detail: TransportFailure) -> ChannelError {
         ChannelError::Transport {
             peer: format!("the relay at {}", self.base),
             detail,
@@ -116,15 +116,14 @@ impl RelayTransport {
         if peer == self.me {
             return Err(ChannelError::Transport {
                 peer: self.names.name(peer),
-                detail: "that is this endpoint itself".into(),
+                detail: TransportFailure::Itself,
             });
         }
         urls.get(peer).ok_or_else(|| ChannelError::Transport {
             peer: format!("peer {peer}"),
-            detail: format!(
-                "no such peer in a session of {} parties (and a dealer)",
-                self.parties
-            ),
+            detail: TransportFailure::NoSuchSeat {
+                parties: self.parties,
+            },
         })
     }
 }
@@ -137,26 +136,30 @@ impl Drop for RelayTransport {
 
 impl RelayTransport {
     /// Sends `req`, unless (or until) the session is lost; checks the answering instance.
-    async fn request(&self, req: RequestBuilder) -> Result<reqwest::Response, Attempt<String>> {
+    async fn request(
+        &self,
+        req: RequestBuilder,
+    ) -> Result<reqwest::Response, Attempt<TransportFailure>> {
+        let lost = |why| Attempt::Stop(TransportFailure::SessionLost(Box::new(why)));
         if let Some(why) = self.link.lost_reason() {
-            return Err(Attempt::Stop(why));
+            return Err(lost(why));
         }
         let sent = tokio::select! {
             sent = self.link.auth(req).send() => sent,
-            why = self.link.lost() => return Err(Attempt::Stop(why)),
+            why = self.link.lost() => return Err(lost(why)),
         };
         match sent {
             Ok(resp) => {
                 self.link.check_instance(&resp);
                 if let Some(why) = self.link.lost_reason() {
-                    return Err(Attempt::Stop(why));
+                    return Err(lost(why));
                 }
                 self.link.reachable();
                 Ok(resp)
             }
             Err(err) => {
                 if let Some(why) = explain_tls_failure(&err, "the relay") {
-                    return Err(Attempt::Stop(why));
+                    return Err(Attempt::Stop(TransportFailure::Tls(why)));
                 }
                 if err.is_connect() {
                     self.link.unreachable(&err);
@@ -179,7 +182,7 @@ impl Transport for RelayTransport {
         let delivery = deliver(deadline, "the relay", attempt, || Ok(()))
             .await
             .map_err(|why| self.relay_error(why))?;
-        match delivery.failure(seq, "the relay", self.timeout) {
+        match TransportFailure::of_delivery(delivery, seq, "the relay", self.timeout) {
             None => Ok(()),
             Some(detail) => Err(ChannelError::Transport {
                 peer: self.names.name(to),
@@ -204,7 +207,7 @@ impl Transport for RelayTransport {
                     None => Ok(None),
                     Some(why) => Err(ChannelError::Transport {
                         peer: self.names.name(from),
-                        detail: format!("no frame {seq} before the timeout: {why}"),
+                        detail: TransportFailure::NoFrame { seq, why },
                     }),
                 };
             }
@@ -233,10 +236,10 @@ impl Transport for RelayTransport {
                         return Err(match body.strip_prefix(&prefix) {
                             Some(rest) => ChannelError::PeerLost {
                                 peer: name,
-                                detail: format!("{rest} (reported by the relay)"),
+                                detail: LostReason::ReportedByRelay(rest.to_string()),
                             },
                             // The session itself is gone (deleted, expired).
-                            None => self.relay_error(format!("the relay says: {body}")),
+                            None => self.relay_error(TransportFailure::SessionGone(body)),
                         });
                     }
                     status if retryable(status) => {
@@ -245,10 +248,11 @@ impl Transport for RelayTransport {
                     status => {
                         return Err(ChannelError::Transport {
                             peer: self.names.name(from),
-                            detail: format!(
-                                "the relay refused to deliver frame {seq}: {status}: {}",
-                                body_text(resp).await
-                            ),
+                            detail: TransportFailure::DeliveryRefused {
+                                seq,
+                                status,
+                                body: body_text(resp).await,
+                            },
                         });
                     }
                 },
@@ -263,7 +267,9 @@ impl Transport for RelayTransport {
                 .min(deadline.saturating_duration_since(Instant::now()));
             tokio::select! {
                 _ = tokio::time::sleep(pause) => {}
-                why = self.link.lost() => return Err(self.relay_error(why)),
+                why = self.link.lost() => {
+                    return Err(self.relay_error(TransportFailure::SessionLost(Box::new(why))));
+                }
             }
         }
     }

@@ -42,7 +42,10 @@ use subtle::ConstantTimeEq;
 use zeroize::Zeroizing;
 
 use super::super::identity::{Identity, Roster, Seat};
-use super::super::{ChannelError, FRAME_HEADER, PeerNames, Phase};
+use super::super::{
+    AuthFailure, AuthMode, ChannelError, DealerUse, FRAME_HEADER, IdentityFailure, MalformedReason,
+    PeerNames, Phase, SetupMismatch, TransportFailure,
+};
 
 /// First bytes of every key-exchange frame.
 pub const MAGIC: &[u8; 8] = b"mpc-seal";
@@ -216,7 +219,7 @@ impl<'a> PairHandshake<'a> {
                 let Some(key) = roster.key(facts.seat(peer)) else {
                     return Err(ChannelError::Identity {
                         peer: facts.names().name(peer),
-                        detail: format!("the roster has no seat {}", facts.seat(peer)),
+                        detail: IdentityFailure::NoSeat(facts.seat(peer)),
                     });
                 };
                 remote = key;
@@ -296,30 +299,21 @@ impl<'a> PairHandshake<'a> {
         match self.auth {
             Authentication::Roster { roster, .. } => {
                 let seat = self.facts.seat(self.peer);
-                let key = roster
-                    .key(seat)
-                    .map_or_else(String::new, |k| format!(" ({k})"));
                 ChannelError::Identity {
                     peer: name,
-                    detail: format!(
-                        "its key-exchange message does not verify against the roster's key for \
-                         seat {seat}{key}: it may be an impostor, or the message was altered \
-                         on the way"
-                    ),
+                    detail: IdentityFailure::KeyMismatch {
+                        seat,
+                        key: roster.key(seat).map(|k| k.to_string()),
+                    },
                 }
             }
             Authentication::Secret(_) => ChannelError::Authentication {
                 peer: name.clone(),
-                detail: format!(
-                    "the shared secrets differ: {name}'s key exchange does not verify with \
-                     this endpoint's secret; give every participant the same --secret-file or \
-                     MPC_SECRET (if they already have the same one, something on the way \
-                     altered the key exchange)"
-                ),
+                detail: AuthFailure::SecretsDiffer { peer: name },
             },
             Authentication::Anonymous => ChannelError::Authentication {
                 peer: name,
-                detail: "its key exchange does not verify: it was altered on the way".into(),
+                detail: AuthFailure::KeyExchangeAltered,
             },
         }
     }
@@ -329,39 +323,31 @@ impl<'a> PairHandshake<'a> {
         let facts = self.facts;
         let name = facts.names().name(self.peer);
         let me = facts.names().name(facts.me);
-        let malformed = |detail: String| ChannelError::Malformed {
+        let malformed = |detail: MalformedReason| ChannelError::Malformed {
             peer: name.clone(),
             detail,
         };
-        let differs = |detail: String| ChannelError::Setup {
+        let differs = |detail: SetupMismatch| ChannelError::Setup {
             peer: name.clone(),
             detail,
         };
         if frame.len() < MAGIC.len() || &frame[..MAGIC.len()] != MAGIC {
             if looks_plain(frame) {
-                return Err(malformed(format!(
-                    "{name} does not seal its messages (was it started with --no-seal?) but \
-                     this endpoint does; start every participant with the same options"
-                )));
+                return Err(malformed(MalformedReason::NotSealed { peer: name.clone() }));
             }
-            return Err(malformed(
-                "its first frame is not a key exchange; is every participant running the same \
-                 version of mpc?"
-                    .into(),
-            ));
+            return Err(malformed(MalformedReason::NotKeyExchange));
         }
         if frame.len() > MAGIC.len() && frame[MAGIC.len()] != VERSION {
-            return Err(malformed(format!(
-                "it seals with scheme version {}, this endpoint with version {VERSION}; run the \
-                 same version of mpc everywhere",
-                frame[MAGIC.len()]
-            )));
+            return Err(malformed(MalformedReason::SchemeVersion {
+                theirs: frame[MAGIC.len()],
+                ours: VERSION,
+            }));
         }
         if frame.len() < HEADER_LEN {
-            return Err(malformed(format!(
-                "its key exchange is {} bytes, shorter than its {HEADER_LEN}-byte header",
-                frame.len()
-            )));
+            return Err(malformed(MalformedReason::ShortKeyExchange {
+                len: frame.len(),
+                header: HEADER_LEN,
+            }));
         }
         let word = |at: usize| {
             u32::from_le_bytes([frame[at], frame[at + 1], frame[at + 2], frame[at + 3]]) as usize
@@ -370,15 +356,16 @@ impl<'a> PairHandshake<'a> {
         let (from, to, endpoints, parties) = (word(10), word(14), word(18), word(22));
         let (digest, roster_hash) = (&frame[26..58], &frame[58..90]);
         if from != self.peer || to != facts.me {
-            return Err(malformed(format!(
-                "its key exchange is from endpoint {from} to {to}, expected from {} to {}",
-                self.peer, facts.me
-            )));
+            return Err(malformed(MalformedReason::Misaddressed {
+                from,
+                to,
+                expected_from: self.peer,
+                expected_to: facts.me,
+            }));
         }
         if digest != facts.digest() {
-            return Err(differs(format!(
-                "it is in another session than '{}'",
-                facts.session
+            return Err(differs(SetupMismatch::OtherSession(
+                facts.session.to_string(),
             )));
         }
         if mode == MODE_REFUSAL {
@@ -388,57 +375,60 @@ impl<'a> PairHandshake<'a> {
             });
         }
         if parties != facts.parties {
-            return Err(differs(format!(
-                "it expects a session of {parties} parties, {me} one of {}",
-                facts.parties
-            )));
+            return Err(differs(SetupMismatch::PartyCount {
+                theirs: parties,
+                me,
+                ours: facts.parties,
+            }));
         }
         if endpoints != facts.endpoints {
             let dealer = |e: usize| {
                 if e > facts.parties {
-                    "with a dealer (--dealer)"
+                    DealerUse::With
                 } else {
-                    "without a dealer"
+                    DealerUse::Without
                 }
             };
-            return Err(differs(format!(
-                "{name} runs {}, {me} {}: start every party with the same dealer choice",
-                dealer(endpoints),
-                dealer(facts.endpoints)
-            )));
+            return Err(differs(SetupMismatch::DealerChoice {
+                peer: name.clone(),
+                session: None,
+                theirs: dealer(endpoints),
+                me,
+                ours: dealer(facts.endpoints),
+            }));
         }
         let mine = self.auth.mode();
         if mode != mine {
             let describe = |m: u8| match m {
-                0 => "no authentication (neither --roster nor a shared secret)",
-                1 => "a shared secret (--secret-file or MPC_SECRET)",
-                2 => "a roster (--roster and --identity)",
-                _ => "an unknown authentication",
+                0 => AuthMode::None,
+                1 => AuthMode::Secret,
+                2 => AuthMode::Roster,
+                other => AuthMode::Unknown(other),
             };
-            return Err(differs(format!(
-                "{name} uses {}, {me} {}; give every participant the same roster or secret",
-                describe(mode),
-                describe(mine)
-            )));
+            return Err(differs(SetupMismatch::Authentication {
+                peer: name.clone(),
+                theirs: describe(mode),
+                me,
+                ours: describe(mine),
+            }));
         }
         let my_hash = self.auth.roster_hash();
         if !bool::from(roster_hash.ct_eq(&my_hash)) {
             return Err(ChannelError::Identity {
                 peer: name,
-                detail: format!(
-                    "it uses another roster (hash {}…, {me}'s is {}…); give every participant \
-                     the same roster file (if it has the same one, it may be an impostor)",
-                    hex::encode(&roster_hash[..6]),
-                    hex::encode(&my_hash[..6])
-                ),
+                detail: IdentityFailure::OtherRoster {
+                    theirs: hex::encode(&roster_hash[..6]),
+                    me,
+                    mine: hex::encode(&my_hash[..6]),
+                },
             });
         }
         let noise = &frame[HEADER_LEN..];
         if noise.len() > MAX_NOISE {
-            return Err(malformed(format!(
-                "its handshake message is {} bytes, more than the {MAX_NOISE} a handshake takes",
-                noise.len()
-            )));
+            return Err(malformed(MalformedReason::LongHandshake {
+                len: noise.len(),
+                max: MAX_NOISE,
+            }));
         }
         Ok(noise)
     }
@@ -449,10 +439,10 @@ fn looks_plain(frame: &[u8]) -> bool {
     frame.len() >= FRAME_HEADER && frame[0] <= 1 && Phase::from_tag(frame[1]).is_some()
 }
 
-pub(super) fn internal(what: &str) -> ChannelError {
+pub(super) fn internal(what: &'static str) -> ChannelError {
     ChannelError::Transport {
         peer: "this endpoint".into(),
-        detail: format!("internal error in the sealing layer: {what} (please report this bug)"),
+        detail: TransportFailure::Internal(what),
     }
 }
 

@@ -47,7 +47,9 @@ use zeroize::Zeroizing;
 
 use self::handshake::{Authentication, MAGIC, PairHandshake, SessionFacts, internal, psk_of};
 use super::identity::{Identity, Roster};
-use super::{ChannelError, PeerNames, Phase, Transport};
+use super::{
+    AuthFailure, ChannelError, MalformedReason, PeerNames, Phase, Transport, TransportFailure,
+};
 
 /// Length of the AEAD tag appended to every sealed frame.
 pub const TAG_LEN: usize = 16;
@@ -290,10 +292,9 @@ impl<T: Transport> Sealed<T> {
             Some(pair) => Ok(Some(pair)),
             None => Err(ChannelError::Transport {
                 peer: self.names.name(peer),
-                detail: format!(
-                    "no sealed channel with it (this endpoint is {})",
-                    self.names.name(self.me)
-                ),
+                detail: TransportFailure::NotSealedWith {
+                    me: self.names.name(self.me),
+                },
             }),
         }
     }
@@ -374,10 +375,7 @@ impl<T: Transport> Transport for Sealed<T> {
                 if !retry {
                     return Err(ChannelError::Transport {
                         peer: self.names.name(to),
-                        detail: format!(
-                            "frame {seq} was sealed before for another message; refusing to \
-                             reuse its nonce"
-                        ),
+                        detail: TransportFailure::NonceReuse { seq },
                     });
                 }
             }
@@ -421,10 +419,7 @@ impl<T: Transport> Transport for Sealed<T> {
                 let name = self.names.name(from);
                 return Err(ChannelError::Malformed {
                     peer: name.clone(),
-                    detail: format!(
-                        "{name} seals its messages but this endpoint was started with \
-                         --no-seal; start every participant with the same options"
-                    ),
+                    detail: MalformedReason::Sealed { peer: name },
                 });
             }
             return Ok(frame);
@@ -437,10 +432,10 @@ impl<T: Transport> Transport for Sealed<T> {
         if sealed.len() < TAG_LEN {
             return Err(ChannelError::Authentication {
                 peer: name,
-                detail: format!(
-                    "frame {seq} is {} bytes, shorter than its authentication tag",
-                    sealed.len()
-                ),
+                detail: AuthFailure::ShortFrame {
+                    seq,
+                    len: sealed.len(),
+                },
             });
         }
         let mut buf = sealed
@@ -452,10 +447,10 @@ impl<T: Transport> Transport for Sealed<T> {
             .decrypt_inout_detached(&nonce(outer), &[], (&mut buf[..body_len]).into(), &tag)
             .map_err(|_| ChannelError::Authentication {
                 peer: name.clone(),
-                detail: format!(
-                    "frame {seq} does not verify: it was altered, replayed, reordered or \
-                     dropped on the way (or was not sealed by {name} with this session's keys)"
-                ),
+                detail: AuthFailure::FrameAltered {
+                    seq,
+                    peer: name.clone(),
+                },
             })?;
         buf.truncate(body_len);
         Ok(Some(buf.freeze()))

@@ -88,76 +88,11 @@ pub(super) use write::{Layout, write_bristol};
 mod tests {
     use super::*;
 
-    use garble_lang::register_circuit::{Input, Inst};
+    use garble_lang::register_circuit::Inst;
     use rand::{Rng, SeedableRng};
     use rand_chacha::ChaCha8Rng;
 
-    /// A random register circuit over `widths` with `ops` XOR/AND/NOT gates, registers
-    /// sometimes overwritten (as garble's allocator does), a constant among the operands and
-    /// random outputs, repeated ones and input bits included.
-    fn random_circuit(rng: &mut ChaCha8Rng, widths: &[usize], ops: usize) -> Circuit {
-        let mut insts = Vec::new();
-        for (party, &width) in widths.iter().enumerate() {
-            for bit in 0..width {
-                insts.push(Inst {
-                    out: Reg(insts.len() as u32),
-                    op: Op::Input(Input {
-                        party: party as u32,
-                        input: bit as u32,
-                    }),
-                });
-            }
-        }
-        let mut regs = insts.len();
-        // A constant false and true, built as garble builds them.
-        insts.push(Inst {
-            out: Reg(regs as u32),
-            op: Op::Xor(Xor(Reg(0), Reg(0))),
-        });
-        insts.push(Inst {
-            out: Reg(regs as u32 + 1),
-            op: Op::Not(Not(Reg(regs as u32))),
-        });
-        regs += 2;
-        let mut and_ops = 0;
-        for _ in 0..ops {
-            let a = Reg(rng.random_range(0..regs) as u32);
-            let b = Reg(rng.random_range(0..regs) as u32);
-            let op = match rng.random_range(0..10) {
-                0..=3 => {
-                    and_ops += 1;
-                    Op::And(And(a, b))
-                }
-                4..=7 => Op::Xor(Xor(a, b)),
-                _ => Op::Not(Not(a)),
-            };
-            let out = if rng.random_bool(0.8) {
-                regs += 1;
-                Reg(regs as u32 - 1)
-            } else {
-                Reg(rng.random_range(widths.iter().sum::<usize>()..regs) as u32)
-            };
-            insts.push(Inst { out, op });
-        }
-        let outputs = rng.random_range(1..12);
-        let output_regs = (0..outputs)
-            .map(|_| Reg(rng.random_range(0..regs) as u32))
-            .collect();
-        Circuit {
-            input_regs: widths.to_vec(),
-            insts,
-            max_reg_count: regs,
-            output_regs,
-            and_ops,
-        }
-    }
-
-    fn random_inputs(rng: &mut ChaCha8Rng, widths: &[usize]) -> Vec<Vec<bool>> {
-        widths
-            .iter()
-            .map(|&w| (0..w).map(|_| rng.random_bool(0.5)).collect())
-            .collect()
-    }
+    use crate::program::random::{random_circuit, random_inputs};
 
     #[test]
     fn written_circuits_read_back_to_the_same_function() {

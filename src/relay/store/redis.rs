@@ -24,13 +24,11 @@ use serde_json::Value;
 
 use super::{DeleteAccess, Store, StoreContext};
 use crate::net::mailbox::Admission;
-use crate::net::reply::shorten;
 use crate::relay::budget::Reservation;
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, Refusal, Refused, Seat, SendOutcome, SessionInfo, TokenDigest,
-    gap_refusal, human_bytes, lost_session_refusal, needs_token, parties_refusal, random_id,
-    seat_refusal, taken_refusal,
+    Closed, JoinRequest, Joined, Reason, Refusal, Seat, SendOutcome, SessionInfo, TokenDigest,
+    random_id,
 };
 
 /// The operations, run atomically in Redis.
@@ -203,66 +201,58 @@ impl RedisStore {
                 .unwrap_or(Seat::Dealer)
         };
         let limits = self.context.limits;
-        match answer.err().unwrap_or("") {
-            "lost_session" => lost_session_refusal(session),
-            "parties" => parties_refusal(
+        let session = session.to_string();
+        let reason = match answer.err().unwrap_or("") {
+            "lost_session" => Reason::LostSession(session),
+            "parties" => Reason::PartyCount {
                 session,
-                int(j, "has").unwrap_or(0) as u32,
-                int(j, "wanted").unwrap_or(0) as u32,
-            ),
-            "seat" => seat_refusal(session, seat("seat"), int(j, "parties").unwrap_or(0) as u32),
-            "token" => needs_token(
+                has: int(j, "has").unwrap_or(0) as u32,
+                wanted: int(j, "wanted").unwrap_or(0) as u32,
+            },
+            "seat" => Reason::NoSuchSeat {
                 session,
-                seat("seat"),
-                j.get("what").and_then(Value::as_str).unwrap_or("this"),
-            ),
-            "taken" => taken_refusal(
+                seat: seat("seat"),
+                parties: int(j, "parties").unwrap_or(0) as u32,
+            },
+            "token" => Reason::NeedsToken {
                 session,
-                seat("seat"),
-                int(j, "silent").unwrap_or(0) as f64 / 1000.0,
-                limits.lost_after.as_secs_f64(),
-            ),
+                seat: seat("seat"),
+                what: j
+                    .get("what")
+                    .and_then(Value::as_str)
+                    .unwrap_or("this")
+                    .to_string(),
+            },
+            "taken" => Reason::SeatTaken {
+                session,
+                seat: seat("seat"),
+                silent_secs: int(j, "silent").unwrap_or(0) as f64 / 1000.0,
+                lost_after_secs: limits.lost_after.as_secs_f64(),
+            },
             "closed" => {
                 let why = j.get("why").and_then(Value::as_str).unwrap_or("expired");
                 Closed::from_label(why)
                     .unwrap_or(Closed::Expired)
-                    .refusal(session)
+                    .reason(&session)
             }
-            "forbidden" => Refusal::new(
-                Refused::Forbidden,
-                format!(
-                    "only a client holding a seat of session '{}' (its x-mpc-token) or the \
-                     relay's operator (authorization: Bearer ADMIN-TOKEN) may delete it",
-                    shorten(session)
-                ),
-            ),
-            "reclaimed" => Refusal::new(
-                Refused::Gone,
-                "lost: its seat was reclaimed by a new client",
-            ),
-            "delivered" => Refusal::new(
-                Refused::Conflict,
-                "this message was already delivered and removed",
-            ),
-            "queue_limit" => Refusal::new(
-                Refused::Busy,
-                format!(
-                    "queue limit: the queue holds {} (limit {}); retry later",
-                    human_bytes(int(j, "queued").unwrap_or(0) as usize),
-                    human_bytes(limits.max_queue)
-                ),
-            ),
-            "session_limit" => Refusal::new(
-                Refused::Busy,
-                format!(
-                    "session limit: session '{}' holds {} (limit {}); retry later",
-                    shorten(session),
-                    human_bytes(int(j, "queued").unwrap_or(0) as usize),
-                    human_bytes(limits.max_session)
-                ),
-            ),
-            other => self.failed(format!("unexpected answer from the store script: {other}")),
-        }
+            "forbidden" => Reason::DeleteForbidden(session),
+            "reclaimed" => Reason::Reclaimed(None),
+            "delivered" => Reason::DeliveredUnnamed,
+            "queue_limit" => Reason::QueueLimit {
+                pair: None,
+                queued: int(j, "queued").unwrap_or(0) as usize,
+                limit: limits.max_queue,
+            },
+            "session_limit" => Reason::SessionLimit {
+                session,
+                queued: int(j, "queued").unwrap_or(0) as usize,
+                limit: limits.max_session,
+            },
+            other => {
+                return self.failed(format!("unexpected answer from the store script: {other}"));
+            }
+        };
+        reason.into()
     }
 
     fn check(&self, session: &str, answer: Answer) -> Result<Answer, Refusal> {
@@ -547,12 +537,13 @@ impl Store for RedisStore {
             .await?;
         self.created(session, &a).await;
         if a.err() == Some("gap") {
-            return Err(gap_refusal(
+            return Err(Reason::OutOfOrder {
                 from,
                 to,
-                int(&a.json, "got").unwrap_or(0),
-                int(&a.json, "expected").unwrap_or(0),
-            ));
+                got: int(&a.json, "got").unwrap_or(0),
+                expected: int(&a.json, "expected").unwrap_or(0),
+            }
+            .into());
         }
         let a = self.check(session, a)?;
         let n = int(&a.json, "seq").unwrap_or(0);
@@ -584,15 +575,12 @@ impl Store for RedisStore {
             )
             .await?;
         if a.err() == Some("no_message") {
-            return Err(Refusal::new(
-                Refused::Invalid,
-                format!(
-                    "no message queued from {} to {} in session '{}'",
-                    from.describe(),
-                    to.describe(),
-                    shorten(session)
-                ),
-            ));
+            return Err(Reason::NoMessage {
+                session: session.to_string(),
+                from,
+                to,
+            }
+            .into());
         }
         let a = self.check(session, a)?;
         self.context.metrics.delivered(a.data.len());
@@ -636,23 +624,10 @@ impl Store for RedisStore {
             self.created(session, &a).await;
             match a.err() {
                 Some("reclaimed") => {
-                    return Err(Refusal::new(
-                        Refused::Gone,
-                        format!(
-                            "{} lost: its seat was reclaimed by a new client",
-                            from.describe()
-                        ),
-                    ));
+                    return Err(Reason::Reclaimed(Some(from)).into());
                 }
                 Some("delivered") => {
-                    return Err(Refusal::new(
-                        Refused::Conflict,
-                        format!(
-                            "message {seq} from {} to {} was already delivered and removed",
-                            from.describe(),
-                            to.describe()
-                        ),
-                    ));
+                    return Err(Reason::Delivered { seq, from, to }.into());
                 }
                 Some("lost") => {
                     let silent = int(&a.json, "silent").unwrap_or(0);
@@ -665,14 +640,11 @@ impl Store for RedisStore {
                             "party lost"
                         );
                     }
-                    return Err(Refusal::new(
-                        Refused::Gone,
-                        format!(
-                            "{} lost: no contact for {:.1} s",
-                            from.describe(),
-                            silent as f64 / 1000.0
-                        ),
-                    ));
+                    return Err(Reason::NoContact {
+                        from,
+                        silent_secs: silent as f64 / 1000.0,
+                    }
+                    .into());
                 }
                 _ => {}
             }

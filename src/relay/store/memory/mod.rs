@@ -16,13 +16,11 @@ use tokio::sync::Notify;
 
 use super::{DeleteAccess, Store, StoreContext};
 use crate::net::mailbox::{Admission, admit};
-use crate::net::reply::shorten;
 use crate::relay::budget::{Budget, Reservation};
 use crate::relay::metrics::StoreStats;
 use crate::relay::sessions::{
-    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Refusal, Refused, SEAT_OVERHEAD, SESSION_OVERHEAD,
-    Seat, SendOutcome, SessionInfo, TokenDigest, gap_refusal, human_bytes, lost_session_refusal,
-    needs_token, parties_refusal, random_id, seat_refusal, taken_refusal,
+    Closed, JoinRequest, Joined, PAIR_OVERHEAD, Reason, Refusal, Refused, SEAT_OVERHEAD,
+    SESSION_OVERHEAD, Seat, SendOutcome, SessionInfo, TokenDigest, random_id,
 };
 
 mod state;
@@ -96,13 +94,7 @@ impl MemoryStore {
             inner.last_activity = Instant::now();
             return op(&session, &mut inner);
         }
-        Err(Refusal::new(
-            Refused::Unavailable,
-            format!(
-                "session '{}' keeps being closed; retry later",
-                shorten(name)
-            ),
-        ))
+        Err(Reason::KeepsClosing(name.to_string()).into())
     }
 
     /// How long `info`'s holder has been silent, as far as this store can tell.
@@ -121,11 +113,23 @@ impl MemoryStore {
         let now = Instant::now();
         if let Some(wanted) = req.parties {
             match inner.parties {
-                Some(has) if has != wanted => return Err(parties_refusal(name, has, wanted)),
+                Some(has) if has != wanted => {
+                    return Err(Reason::PartyCount {
+                        session: name.to_string(),
+                        has,
+                        wanted,
+                    }
+                    .into());
+                }
                 Some(_) => {}
                 None => {
                     if let Some(beyond) = inner.seats.keys().find(|s| !s.fits(Some(wanted))) {
-                        return Err(seat_refusal(name, *beyond, wanted));
+                        return Err(Reason::NoSuchSeat {
+                            session: name.to_string(),
+                            seat: *beyond,
+                            parties: wanted,
+                        }
+                        .into());
                     }
                     inner.parties = Some(wanted);
                 }
@@ -138,7 +142,12 @@ impl MemoryStore {
         match inner.seats.get_mut(&seat) {
             Some(info) if req.anonymous() => {
                 if info.token.is_some() {
-                    return Err(needs_token(name, seat, "joining it"));
+                    return Err(Reason::NeedsToken {
+                        session: name.to_string(),
+                        seat,
+                        what: "joining it".to_string(),
+                    }
+                    .into());
                 }
                 info.last_seen = now;
             }
@@ -158,12 +167,13 @@ impl MemoryStore {
             Some(info) => {
                 let silent = silence.unwrap_or_default();
                 if info.claimed() && silent <= lost_after {
-                    return Err(taken_refusal(
-                        name,
+                    return Err(Reason::SeatTaken {
+                        session: name.to_string(),
                         seat,
-                        silent.as_secs_f64(),
-                        lost_after.as_secs_f64(),
-                    ));
+                        silent_secs: silent.as_secs_f64(),
+                        lost_after_secs: lost_after.as_secs_f64(),
+                    }
+                    .into());
                 }
                 info.client = req.client.clone();
                 info.token = req.token;
@@ -243,13 +253,7 @@ impl MemoryStore {
         if let Some(info) = inner.seats.get(&from) {
             match *known_generation {
                 Some(known) if known != info.generation => {
-                    return Err(Refusal::new(
-                        Refused::Gone,
-                        format!(
-                            "{} lost: its seat was reclaimed by a new client",
-                            from.describe()
-                        ),
-                    ));
+                    return Err(Reason::Reclaimed(Some(from)).into());
                 }
                 _ => *known_generation = Some(info.generation),
             }
@@ -274,14 +278,7 @@ impl MemoryStore {
         }
         if seq < next {
             // Sent but no longer queued: taken by a receive without sequence number.
-            return Err(Refusal::new(
-                Refused::Conflict,
-                format!(
-                    "message {seq} from {} to {} was already delivered and removed",
-                    from.describe(),
-                    to.describe()
-                ),
-            ));
+            return Err(Reason::Delivered { seq, from, to }.into());
         }
         let mut recheck_at = None;
         let silence = inner.seats.get(&from).map(|info| self.silence(info));
@@ -300,14 +297,11 @@ impl MemoryStore {
                         "party lost"
                     );
                 }
-                return Err(Refusal::new(
-                    Refused::Gone,
-                    format!(
-                        "{} lost: no contact for {:.1} s",
-                        from.describe(),
-                        silent.as_secs_f64()
-                    ),
-                ));
+                return Err(Reason::NoContact {
+                    from,
+                    silent_secs: silent.as_secs_f64(),
+                }
+                .into());
             }
             recheck_at = Some(Instant::now() + (lost_after - silent) + Duration::from_millis(1));
         }
@@ -350,14 +344,14 @@ impl Store for MemoryStore {
             let current = self.get(session);
             match current {
                 Some(s) if &s.epoch == epoch => {}
-                _ => return Err(lost_session_refusal(session)),
+                _ => return Err(Reason::LostSession(session.to_string()).into()),
             }
         }
         self.with_session(session, |s, inner| {
             if let Some(epoch) = &req.epoch
                 && &s.epoch != epoch
             {
-                return Err(lost_session_refusal(session));
+                return Err(Reason::LostSession(session.to_string()).into());
             }
             self.join_seat(s, inner, seat, req)
         })
@@ -409,14 +403,7 @@ impl Store for MemoryStore {
                     .any(|s| s.token.is_some_and(|mine| mine.matches(&t)))
             });
             if !holder {
-                return Err(Refusal::new(
-                    Refused::Forbidden,
-                    format!(
-                        "only a client holding a seat of session '{}' (its x-mpc-token) or the \
-                         relay's operator (authorization: Bearer ADMIN-TOKEN) may delete it",
-                        shorten(name)
-                    ),
-                ));
+                return Err(Reason::DeleteForbidden(name.to_string()).into());
             }
         }
         map.remove(name);
@@ -473,7 +460,13 @@ impl Store for MemoryStore {
             match admit(seq, next) {
                 Admission::Duplicate => return Ok(SendOutcome::Duplicate(seq.unwrap_or(next))),
                 Admission::Gap { expected } => {
-                    return Err(gap_refusal(from, to, seq.unwrap_or(0), expected));
+                    return Err(Reason::OutOfOrder {
+                        from,
+                        to,
+                        got: seq.unwrap_or(0),
+                        expected,
+                    }
+                    .into());
                 }
                 Admission::Next => {}
             }
@@ -482,27 +475,20 @@ impl Store for MemoryStore {
                 .get(&(from, to))
                 .map_or(0, |p| p.mailbox.bytes());
             if queued + len > limits.max_queue {
-                return Err(Refusal::new(
-                    Refused::Busy,
-                    format!(
-                        "queue limit: the queue from {} to {} holds {} (limit {}); retry later",
-                        from.describe(),
-                        to.describe(),
-                        human_bytes(queued),
-                        human_bytes(limits.max_queue)
-                    ),
-                ));
+                return Err(Reason::QueueLimit {
+                    pair: Some((from, to)),
+                    queued,
+                    limit: limits.max_queue,
+                }
+                .into());
             }
             if inner.queued_bytes + len > limits.max_session {
-                return Err(Refusal::new(
-                    Refused::Busy,
-                    format!(
-                        "session limit: session '{}' holds {} (limit {}); retry later",
-                        shorten(&s.name),
-                        human_bytes(inner.queued_bytes),
-                        human_bytes(limits.max_session)
-                    ),
-                ));
+                return Err(Reason::SessionLimit {
+                    session: s.name.clone(),
+                    queued: inner.queued_bytes,
+                    limit: limits.max_session,
+                }
+                .into());
             }
             if !inner.pairs.contains_key(&(from, to)) {
                 let Some(pair_charge) = budget.reserve(PAIR_OVERHEAD) else {
@@ -512,19 +498,13 @@ impl Store for MemoryStore {
                 inner.pairs.insert((from, to), Pair::new());
             }
             let (Some(charge), Some(body)) = (charge.take(), body.take()) else {
-                return Err(Refusal::new(
-                    Refused::Unavailable,
-                    "internal error: message used twice; retry",
-                ));
+                return Err(Reason::MessageUsedTwice.into());
             };
             inner.charged += charge.keep();
             inner.queued_bytes += len;
             inner.queued_messages += 1;
             let Some(pair) = inner.pairs.get_mut(&(from, to)) else {
-                return Err(Refusal::new(
-                    Refused::Internal,
-                    "internal error: mailbox vanished",
-                ));
+                return Err(Reason::MailboxVanished.into());
             };
             let n = pair.mailbox.push(body);
             pair.notify.notify_waiters();
@@ -545,23 +525,16 @@ impl Store for MemoryStore {
     ) -> Result<Bytes, Refusal> {
         let budget = self.budget();
         let no_message = || {
-            Refusal::new(
-                Refused::Invalid,
-                format!(
-                    "no message queued from {} to {} in session '{}'",
-                    from.describe(),
-                    to.describe(),
-                    shorten(session)
-                ),
-            )
+            Refusal::from(Reason::NoMessage {
+                session: session.to_string(),
+                from,
+                to,
+            })
         };
         let s = self.get(session).ok_or_else(no_message)?;
         let mut inner = s.lock();
         if let Some(closed) = inner.closed {
-            return Err(Refusal::new(
-                Refused::Invalid,
-                closed.refusal(session).message,
-            ));
+            return Err(Refusal::of_kind(Refused::Invalid, closed.reason(session)));
         }
         inner.authorize(session, to, token.as_ref(), "receiving its messages")?;
         inner.last_activity = Instant::now();

@@ -12,8 +12,8 @@ use tokio::sync::Notify;
 use crate::net::mailbox::Mailbox;
 use crate::relay::budget::Budget;
 use crate::relay::sessions::{
-    Closed, JoinRequest, MESSAGE_OVERHEAD, Refusal, Seat, SessionInfo, TokenDigest, needs_token,
-    random_id, seat_refusal,
+    Closed, JoinRequest, MESSAGE_OVERHEAD, Reason, Refusal, Seat, SessionInfo, TokenDigest,
+    random_id,
 };
 
 pub(super) struct SeatInfo {
@@ -120,13 +120,23 @@ impl Inner {
         match self.seats.get(&seat).and_then(|s| s.token.as_ref()) {
             None => Ok(()),
             Some(claimed) if token.is_some_and(|t| t.matches(claimed)) => Ok(()),
-            Some(_) => Err(needs_token(session, seat, what)),
+            Some(_) => Err(Reason::NeedsToken {
+                session: session.to_string(),
+                seat,
+                what: what.to_string(),
+            }
+            .into()),
         }
     }
 
     pub(super) fn check_seat(&self, session: &str, seat: Seat) -> Result<(), Refusal> {
         match self.parties {
-            Some(parties) if !seat.fits(Some(parties)) => Err(seat_refusal(session, seat, parties)),
+            Some(parties) if !seat.fits(Some(parties)) => Err(Reason::NoSuchSeat {
+                session: session.to_string(),
+                seat,
+                parties,
+            }
+            .into()),
             _ => Ok(()),
         }
     }

@@ -1,83 +1,22 @@
 //! Tests of the base OTs: keys agree, unchosen keys stay hidden, bad messages fail the
 //! base OT check naming their sender.
 
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use futures_util::future::join_all;
 
 use super::*;
+use crate::channel::PeerNames;
 use crate::channel::memory::memory_channels;
-use crate::channel::{ChannelError, PeerNames};
+use crate::channel::tamper::{Tamper, TamperPlan};
 use crate::engine::share::Slots;
 
 const RUN: [u8; 32] = [7; 32];
 
-/// Plays a cheating party: rewrites its `nth` base-OT message to party `to` with `edit`.
-struct Rewrite<C> {
-    inner: C,
-    to: usize,
-    nth: usize,
-    edit: fn(&mut Vec<u8>),
-    seen: AtomicUsize,
-}
-
-impl<C: Channel> Rewrite<C> {
-    fn honest(inner: C) -> Self {
-        Self::cheating(inner, usize::MAX, 0, |_| {})
-    }
-
-    fn cheating(inner: C, to: usize, nth: usize, edit: fn(&mut Vec<u8>)) -> Self {
-        Self {
-            inner,
-            to,
-            nth,
-            edit,
-            seen: AtomicUsize::new(0),
-        }
-    }
-}
-
-impl<C: Channel> Channel for Rewrite<C> {
-    fn me(&self) -> usize {
-        self.inner.me()
-    }
-
-    fn peers(&self) -> usize {
-        self.inner.peers()
-    }
-
-    async fn send(&self, to: usize, phase: Phase, data: Bytes) -> Result<(), ChannelError> {
-        let data = if phase == Phase::BaseOt
-            && to == self.to
-            && self.seen.fetch_add(1, Ordering::SeqCst) == self.nth
-        {
-            let mut bytes = data.to_vec();
-            (self.edit)(&mut bytes);
-            Bytes::from(bytes)
-        } else {
-            data
-        };
-        self.inner.send(to, phase, data).await
-    }
-
-    async fn recv(&self, from: usize, phase: Phase) -> Result<Bytes, ChannelError> {
-        self.inner.recv(from, phase).await
-    }
-
-    async fn abort(&self, reason: &str) {
-        self.inner.abort(reason).await
-    }
-
-    fn bytes_sent(&self) -> u64 {
-        self.inner.bytes_sent()
-    }
-}
-
-fn channels(n: usize) -> Vec<Rewrite<impl Channel>> {
+fn channels(n: usize) -> Vec<Tamper<impl Channel>> {
     memory_channels(n, n, Duration::from_secs(20))
         .into_iter()
-        .map(Rewrite::honest)
+        .map(Tamper::honest)
         .collect()
 }
 
@@ -385,8 +324,14 @@ fn receiver_rejects_bad_answers_whatever_it_chose() {
 /// must fail the base OT check naming party 1.
 fn assert_party_0_blames_party_1(nth: usize, edit: fn(&mut Vec<u8>)) {
     let mut chans = channels(3);
-    let inner = chans.remove(1).inner;
-    chans.insert(1, Rewrite::cheating(inner, 0, nth, edit));
+    let inner = chans.remove(1).into_inner();
+    let plan = TamperPlan {
+        phase: Phase::BaseOt,
+        to: Some(0),
+        nth,
+        bit: 0,
+    };
+    chans.insert(1, Tamper::rewriting(inner, plan, edit));
     let results = run_parties(&chans, &random_deltas(3), RUN);
     match &results[0] {
         Err(EngineError::Check { check, peer, .. }) => {
