@@ -611,6 +611,17 @@ mod tests {
             err.to_string().contains("refusing to reuse its nonce"),
             "{err}"
         );
+        // The reason is a type a caller can match on, not only a sentence.
+        assert!(
+            matches!(
+                err,
+                ChannelError::Transport {
+                    detail: TransportFailure::NonceReuse { seq: 1 },
+                    ..
+                }
+            ),
+            "{err:?}"
+        );
     }
 }
 
