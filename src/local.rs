@@ -9,7 +9,20 @@ use crate::channel::Channel;
 use crate::channel::memory::memory_channels;
 use crate::engine::preprocess::SourceKind;
 use crate::engine::preprocess::dealer::run_dealer;
-use crate::engine::{EngineError, NoProgress, PartyConfig, PartyOutcome, run_party};
+use crate::engine::{
+    CircuitShape, EngineError, InstSource, InstSourceError, NoProgress, PartyConfig, PartyOutcome,
+    run_party, run_party_streamed,
+};
+
+/// Opens a fresh stream of the circuit's instructions for one party of a local session.
+pub type OpenInsts<'a> = dyn Fn() -> Result<Box<dyn InstSource + 'a>, InstSourceError> + Sync + 'a;
+
+/// The circuit of a local session: in memory, or streamed (one stream per party).
+#[derive(Clone, Copy)]
+enum LocalCircuit<'a> {
+    Memory(&'a Circuit),
+    Streamed(&'a CircuitShape, &'a OpenInsts<'a>),
+}
 
 /// How a local session is set up.
 #[derive(Debug, Clone)]
@@ -65,6 +78,33 @@ pub async fn run_local(
     .await
 }
 
+/// Like [`run_local`], for a circuit of shape `shape` whose instructions every party reads
+/// from its own stream, opened by `open` (e.g. from the compile cache file), so that memory
+/// does not grow with the number of instructions.
+pub async fn run_local_streamed<'a>(
+    shape: &'a CircuitShape,
+    open: &'a OpenInsts<'a>,
+    program_hash: [u8; 32],
+    inputs: &[Vec<bool>],
+    opts: &LocalOptions,
+) -> Result<Vec<PartyOutcome>, EngineError> {
+    let n = inputs.len();
+    let with_dealer = opts.source == SourceKind::Dealer;
+    let peers = if with_dealer { n + 1 } else { n };
+    let mut channels = memory_channels(peers, n, opts.timeout);
+    let dealer_channel = if with_dealer { channels.pop() } else { None };
+    let (results, dealt) = each::run_each(
+        LocalCircuit::Streamed(shape, open),
+        program_hash,
+        inputs,
+        opts,
+        channels,
+        dealer_channel,
+    )
+    .await;
+    first_error(results, dealt)
+}
+
 /// Like [`run_local`], over channels the caller made (tests wrap some of them, e.g. to
 /// tamper with messages). Fails with the most telling error when any endpoint fails.
 pub async fn run_local_with<C: Channel, D: Channel>(
@@ -84,6 +124,14 @@ pub async fn run_local_with<C: Channel, D: Channel>(
         dealer_channel,
     )
     .await;
+    first_error(results, dealt)
+}
+
+/// Every party's outcome, or the most telling error when any endpoint failed.
+fn first_error(
+    results: Vec<Result<Option<PartyOutcome>, EngineError>>,
+    dealt: Result<(), EngineError>,
+) -> Result<Vec<PartyOutcome>, EngineError> {
     let mut outcomes = Vec::with_capacity(results.len());
     let mut first_err: Option<EngineError> = None;
     for r in results
@@ -131,6 +179,28 @@ mod each {
         Vec<Result<Option<PartyOutcome>, EngineError>>,
         Result<(), EngineError>,
     ) {
+        run_each(
+            LocalCircuit::Memory(circuit),
+            program_hash,
+            inputs,
+            opts,
+            channels,
+            dealer_channel,
+        )
+        .await
+    }
+
+    pub(super) async fn run_each<C: Channel, D: Channel>(
+        circuit: LocalCircuit<'_>,
+        program_hash: [u8; 32],
+        inputs: &[Vec<bool>],
+        opts: &LocalOptions,
+        channels: Vec<C>,
+        dealer_channel: Option<D>,
+    ) -> (
+        Vec<Result<Option<PartyOutcome>, EngineError>>,
+        Result<(), EngineError>,
+    ) {
         let n = inputs.len();
         let parties = channels.into_iter().enumerate().map(|(me, ch)| {
             let cfg = PartyConfig {
@@ -148,7 +218,16 @@ mod each {
             };
             let input = &inputs[me];
             async move {
-                let result = run_party(&ch, &cfg, circuit, input, &NoProgress).await;
+                let result = match circuit {
+                    LocalCircuit::Memory(c) => run_party(&ch, &cfg, c, input, &NoProgress).await,
+                    LocalCircuit::Streamed(shape, open) => match open() {
+                        Ok(mut insts) => {
+                            run_party_streamed(&ch, &cfg, shape, &mut *insts, input, &NoProgress)
+                                .await
+                        }
+                        Err(e) => Err(EngineError::Instructions(e)),
+                    },
+                };
                 if let Err(e) = &result {
                     ch.abort(&e.notice()).await;
                 }

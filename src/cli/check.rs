@@ -26,7 +26,7 @@ pub struct CheckArgs {
 /// Runs `mpc check`: prints the program's summary on stdout, or fails with garble's pretty
 /// compile error.
 pub fn run(args: CheckArgs) -> Result<(), super::Failure> {
-    let (program, report) = super::constants::load_with_all(&args.program, &args.consts)?;
+    let (program, report) = super::constants::load_with_all(&args.program, &args.consts, None)?;
     let how = if report.from_cache {
         "loaded from the compile cache"
     } else {

@@ -9,15 +9,16 @@ use bytes::Bytes;
 use futures_util::future::{try_join, try_join_all};
 
 use crate::channel::{Channel, Phase};
-use crate::program::{ConstValues, DeclaredConstants, LoadReport, Program};
+use crate::program::{ConstValues, DeclaredConstants, LoadOptions, LoadReport, Program};
 
 use super::Failure;
 
 /// Loads a program, compiling it with the given constants (`PARTY_i::NAME`, value) when it
-/// declares party constants.
+/// declares party constants; `stream_from` as in [`LoadOptions::stream_from`].
 pub fn load_with_all(
     path: &Path,
     given: &[(String, String)],
+    stream_from: Option<u64>,
 ) -> Result<(Program, LoadReport), Failure> {
     let declared = DeclaredConstants::of(path).map_err(Failure::usage)?;
     let Some(declared) = declared else {
@@ -27,7 +28,11 @@ pub fn load_with_all(
                 path.display()
             )));
         }
-        return Program::load_with_cache(path, None).map_err(Failure::usage);
+        let opts = LoadOptions {
+            stream_from,
+            ..LoadOptions::default()
+        };
+        return Program::load_with(path, &opts).map_err(Failure::usage);
     };
     let mut values = ConstValues::new();
     for (name, value) in given {
@@ -41,7 +46,12 @@ pub fn load_with_all(
             .or_default()
             .insert(bare.to_string(), value.clone());
     }
-    Program::load_with_constants(path, None, &declared, &values).map_err(Failure::usage)
+    let opts = LoadOptions {
+        constants: Some((&declared, &values)),
+        stream_from,
+        ..LoadOptions::default()
+    };
+    Program::load_with(path, &opts).map_err(Failure::usage)
 }
 
 /// This party's constants from `--const NAME=VALUE` (or `PARTY_<me>::NAME=VALUE`), checked

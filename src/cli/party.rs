@@ -8,8 +8,8 @@ use std::time::{Duration, Instant};
 use crate::channel::Channel;
 use crate::engine::preprocess::SourceKind;
 use crate::engine::protocol::DEFAULT_CHUNK_ANDS;
-use crate::engine::{ConfigError, PartyConfig, run_party};
-use crate::program::{DeclaredConstants, Outcome, Program};
+use crate::engine::{ConfigError, PartyConfig, run_party, run_party_streamed};
+use crate::program::{DeclaredConstants, LoadOptions, Outcome, Program, STREAM_FROM_INSTRUCTIONS};
 use crate::progress::StderrProgress;
 
 use super::connect::{self, ConnectArgs, Role};
@@ -97,7 +97,11 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
                     args.program.display()
                 )));
             }
-            let loaded = Program::load_with_cache(&args.program, None).map_err(Failure::usage)?;
+            let opts = LoadOptions {
+                stream_from: Some(STREAM_FROM_INSTRUCTIONS),
+                ..LoadOptions::default()
+            };
+            let loaded = Program::load_with(&args.program, &opts).map_err(Failure::usage)?;
             let n = loaded.0.parties();
             check_indices(&args, n)?;
             // A typo in the input is found before anyone waits for this party.
@@ -122,7 +126,12 @@ pub async fn run(args: PartyArgs) -> Result<(), Failure> {
                     return Err(failure);
                 }
             };
-            let loaded = match Program::load_with_constants(&args.program, None, &declared, &all) {
+            let opts = LoadOptions {
+                constants: Some((&declared, &all)),
+                stream_from: Some(STREAM_FROM_INSTRUCTIONS),
+                ..LoadOptions::default()
+            };
+            let loaded = match Program::load_with(&args.program, &opts) {
                 Ok(loaded) => loaded,
                 Err(e) => {
                     ch.abort(&format!("party {} stopped: cannot compile", args.party))
@@ -240,7 +249,25 @@ async fn compute(
         )?,
     };
     let started = Instant::now();
-    let result = run_party(ch, &cfg, program.circuit(), &input, progress).await;
+    let result = if program.is_streamed() {
+        match program.instructions() {
+            Ok(mut insts) => {
+                let shape = program.shape();
+                run_party_streamed(ch, &cfg, &shape, &mut insts, &input, progress).await
+            }
+            Err(e) => {
+                ch.abort(&format!(
+                    "party {} stopped: cannot read its compiled circuit",
+                    args.party
+                ))
+                .await;
+                connect::leave(ch).await;
+                return Err(Failure::usage(e));
+            }
+        }
+    } else {
+        run_party(ch, &cfg, program.circuit(), &input, progress).await
+    };
     progress.clear();
     let outcome = match result {
         Ok(outcome) => outcome,

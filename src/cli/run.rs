@@ -4,8 +4,9 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::engine::Stats;
-use crate::local::{LocalOptions, run_local};
+use crate::engine::{InstSource, InstSourceError, Stats};
+use crate::local::{LocalOptions, run_local, run_local_streamed};
+use crate::program::STREAM_FROM_INSTRUCTIONS;
 
 use super::inputs::InputSource;
 use super::party::{Report, check_flags};
@@ -50,7 +51,11 @@ pub struct RunArgs {
 
 /// Runs all parties locally.
 pub async fn run(args: RunArgs) -> Result<(), Failure> {
-    let (program, _) = super::constants::load_with_all(&args.program, &args.consts)?;
+    let (program, _) = super::constants::load_with_all(
+        &args.program,
+        &args.consts,
+        Some(STREAM_FROM_INSTRUCTIONS),
+    )?;
     let n = program.parties();
     let sources = if args.ordered_inputs.is_empty() {
         args.inputs
@@ -94,9 +99,19 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
         ..LocalOptions::default()
     };
     let started = Instant::now();
-    let outcomes = run_local(program.circuit(), program.hash(), &inputs, &opts)
-        .await
-        .map_err(Failure::protocol)?;
+    let outcomes = if program.is_streamed() {
+        let shape = program.shape();
+        let open = || {
+            program
+                .instructions()
+                .map(|insts| Box::new(insts) as Box<dyn InstSource + '_>)
+                .map_err(|e| Box::new(e) as InstSourceError)
+        };
+        run_local_streamed(&shape, &open, program.hash(), &inputs, &opts).await
+    } else {
+        run_local(program.circuit(), program.hash(), &inputs, &opts).await
+    }
+    .map_err(Failure::protocol)?;
     let elapsed = started.elapsed();
     let learned: Vec<&Vec<bool>> = outcomes.iter().filter_map(|o| o.output.as_ref()).collect();
     let (Some(first), true) = (learned.first(), learned.len() == outputs.len()) else {

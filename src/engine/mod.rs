@@ -16,7 +16,10 @@ use thiserror::Error;
 
 use crate::channel::{Channel, ChannelError, Phase};
 
-pub use protocol::{ConfigError, HandshakeError, PartyConfig, PartyOutcome, run_party};
+pub use protocol::{
+    CircuitShape, ConfigError, HandshakeError, InstSource, InstSourceError, PartyConfig,
+    PartyOutcome, SliceSource, run_party, run_party_streamed,
+};
 pub use transcript::session_id;
 
 /// Most computing parties in one session. Hash tweaks give a party index 16 bits, so this
@@ -71,6 +74,10 @@ pub enum EngineError {
     /// The local setup is unusable (circuit, index, input size).
     #[error("{0}")]
     Setup(String),
+    /// The circuit's instructions could not be read (e.g. a corrupt file); the message says
+    /// what to do.
+    #[error("cannot read the circuit's instructions: {0}")]
+    Instructions(protocol::InstSourceError),
 }
 
 impl EngineError {
@@ -92,6 +99,10 @@ impl EngineError {
             }
             EngineError::Channel(ChannelError::Authentication { peer, .. }) => {
                 format!("a message from {peer} failed authentication")
+            }
+            // Local detail (file names) is no business of the peers.
+            EngineError::Instructions(_) => {
+                "a party could not read its circuit's instructions".to_string()
             }
             other => other.to_string(),
         }

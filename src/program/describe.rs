@@ -28,7 +28,8 @@ impl Program {
             panic,
             msb_first,
         };
-        write_bristol(&self.circuit, &layout).map_err(|reason| ProgramError::BristolExport {
+        let circuit = self.whole_circuit()?;
+        write_bristol(&circuit, &layout).map_err(|reason| ProgramError::BristolExport {
             path: self.path.clone(),
             reason,
         })
@@ -38,6 +39,11 @@ impl Program {
     /// AND/XOR/NOT counts and the register count.
     pub fn summary(&self) -> Summary {
         let (mut and_gates, mut xor_gates, mut not_gates) = (0, 0, 0);
+        if let Some(stored) = &self.stored {
+            and_gates = self.circuit.and_ops;
+            xor_gates = stored.xor_ops as usize;
+            not_gates = stored.not_ops as usize;
+        }
         for inst in &self.circuit.insts {
             match inst.op {
                 Op::And(_) => and_gates += 1,

@@ -124,4 +124,7 @@ pub enum ProgramError {
         /// What does not fit.
         reason: String,
     },
+    /// The compiled circuit kept in the compile cache cannot be read.
+    #[error(transparent)]
+    Stored(#[from] StoredCircuitError),
 }

@@ -35,9 +35,7 @@
 use std::{
     collections::{HashMap, HashSet},
     fmt::{self, Write as _},
-    fs,
-    io::{self, Write as _},
-    mem,
+    fs, io, mem,
     panic::{AssertUnwindSafe, catch_unwind},
     path::{Path, PathBuf},
     time::{Duration, Instant, SystemTime, UNIX_EPOCH},
@@ -50,7 +48,7 @@ use garble_lang::{
     circuit_type::CircuitType,
     eval::EvalError,
     literal::Literal,
-    register_circuit::{Circuit, Op},
+    register_circuit::{Circuit, Inst, Op, Reg},
 };
 use serde::{Deserialize, Serialize};
 
@@ -62,6 +60,7 @@ mod describe;
 mod error;
 #[cfg(any(test, feature = "testing"))]
 pub mod random;
+mod stored;
 mod values;
 
 pub use cache::default_cache_dir;
@@ -69,6 +68,10 @@ use cache::*;
 use compile::*;
 use describe::*;
 pub use error::ProgramError;
+use stored::Stored;
+pub use stored::{InstFile, StoredCircuitError};
+
+use crate::engine::{CircuitShape, InstSource, InstSourceError, SliceSource};
 
 pub use constants::{ConstValues, DeclaredConstants};
 
@@ -190,12 +193,58 @@ enum Inner {
 }
 
 /// A loaded program: its register circuit and what is needed to parse inputs and format
-/// outputs. Cheap to share by reference; the engine only needs [`Program::circuit`].
+/// outputs. Cheap to share by reference; the engine only needs [`Program::shape`] and
+/// [`Program::instructions`] (or, for a program held in memory, [`Program::circuit`]).
 pub struct Program {
     path: PathBuf,
+    /// The circuit; without its instructions when they stay on disk (`stored`).
     circuit: Circuit,
     hash: [u8; 32],
     inner: Inner,
+    stored: Option<StoredInsts>,
+}
+
+/// The instructions of a program that were left in its compile cache entry.
+struct StoredInsts {
+    at: Stored,
+    instructions: u64,
+    xor_ops: u64,
+    not_ops: u64,
+}
+
+/// How [`Program::load_with`] loads a program.
+#[derive(Clone, Copy, Default)]
+pub struct LoadOptions<'a> {
+    /// The cache directory; `None` means [`default_cache_dir`] (no caching when that is
+    /// unknown too).
+    pub cache: Option<&'a Path>,
+    /// The party constants: what [`DeclaredConstants::of`] found and every party's values.
+    pub constants: Option<(&'a DeclaredConstants, &'a ConstValues)>,
+    /// When the circuit comes from the cache and has at least this many instructions, they
+    /// stay in the cache file and are streamed from it during a run ([`Program::instructions`]),
+    /// so that memory does not grow with the circuit. `None`: always read into memory.
+    pub stream_from: Option<u64>,
+}
+
+/// Circuits with at least this many instructions (16 MiB in memory) are streamed from the
+/// compile cache by `mpc run` and `mpc party`.
+pub const STREAM_FROM_INSTRUCTIONS: u64 = 1 << 20;
+
+/// A program's instructions for the engine: from memory or streamed from the cache file.
+pub enum ProgramInsts<'a> {
+    /// The instructions of a program held in memory.
+    Memory(SliceSource<'a>),
+    /// Instructions read from the compile cache, a block at a time.
+    File(InstFile),
+}
+
+impl InstSource for ProgramInsts<'_> {
+    fn next_block(&mut self, out: &mut Vec<Inst>) -> Result<bool, InstSourceError> {
+        match self {
+            ProgramInsts::Memory(s) => s.next_block(out),
+            ProgramInsts::File(f) => f.next_block(out),
+        }
+    }
 }
 
 impl fmt::Debug for Program {
@@ -230,15 +279,18 @@ impl Program {
         path: &Path,
         cache: Option<&Path>,
     ) -> Result<(Program, LoadReport), ProgramError> {
-        match cache {
-            Some(dir) => Self::load_from(path, Some(dir), None),
-            None => Self::load_from(path, default_cache_dir().as_deref(), None),
-        }
+        Self::load_with(
+            path,
+            &LoadOptions {
+                cache,
+                ..LoadOptions::default()
+            },
+        )
     }
 
     /// Loads and compiles a program without reading or writing any cache.
     pub fn load_uncached(path: &Path) -> Result<(Program, LoadReport), ProgramError> {
-        Self::load_from(path, None, None)
+        Self::load_from(path, None, None, None)
     }
 
     /// Like [`Program::load_with_cache`] for a program with party constants: `declared` is
@@ -249,10 +301,29 @@ impl Program {
         declared: &DeclaredConstants,
         values: &ConstValues,
     ) -> Result<(Program, LoadReport), ProgramError> {
-        let consts = (declared, values);
-        match cache {
-            Some(dir) => Self::load_from(path, Some(dir), Some(consts)),
-            None => Self::load_from(path, default_cache_dir().as_deref(), Some(consts)),
+        Self::load_with(
+            path,
+            &LoadOptions {
+                cache,
+                constants: Some((declared, values)),
+                stream_from: None,
+            },
+        )
+    }
+
+    /// Loads a program as `opts` says (see [`Program::load_with_cache`]).
+    pub fn load_with(
+        path: &Path,
+        opts: &LoadOptions<'_>,
+    ) -> Result<(Program, LoadReport), ProgramError> {
+        match opts.cache {
+            Some(dir) => Self::load_from(path, Some(dir), opts.constants, opts.stream_from),
+            None => Self::load_from(
+                path,
+                default_cache_dir().as_deref(),
+                opts.constants,
+                opts.stream_from,
+            ),
         }
     }
 
@@ -260,6 +331,7 @@ impl Program {
         path: &Path,
         cache: Option<&Path>,
         consts: Option<(&DeclaredConstants, &ConstValues)>,
+        stream_from: Option<u64>,
     ) -> Result<(Program, LoadReport), ProgramError> {
         let start = Instant::now();
         let bytes = fs::read(path).map_err(|source| ProgramError::Read {
@@ -281,7 +353,7 @@ impl Program {
             cache.map(|dir| dir.join(format!("{}.bin", cache_key(kind, &text, &const_text))));
 
         if let Some(file) = &cache_file
-            && let Some(entry) = read_cache(file)
+            && let Some(entry) = read_cache(file, stream_from)
         {
             match Program::from_entry(path, kind, &text, entry) {
                 Ok(program) => {
@@ -301,10 +373,6 @@ impl Program {
         let program = match kind {
             ProgramKind::Garble => {
                 let (program, circuit) = compile_garble(path, &text, garble_consts)?;
-                let entry = CachedProgramRef::Garble(&program, &circuit);
-                if let Some(file) = &cache_file {
-                    write_cache(file, &entry);
-                }
                 Program::new(
                     path,
                     circuit,
@@ -316,12 +384,12 @@ impl Program {
             }
             ProgramKind::Bristol => {
                 let (info, circuit) = parse_bristol(path, &text)?;
-                if let Some(file) = &cache_file {
-                    write_cache(file, &CachedProgramRef::Bristol(&info, &circuit));
-                }
                 Program::new(path, circuit, Inner::Bristol(info))?
             }
         };
+        if let Some(file) = &cache_file {
+            program.write_cache(file);
+        }
         let report = LoadReport {
             from_cache: false,
             elapsed: start.elapsed(),
@@ -330,24 +398,43 @@ impl Program {
         Ok((program, report))
     }
 
-    /// Builds a program from a cache entry, checking that it fits the file's kind.
+    /// Writes this (validated, in-memory) program to the compile cache.
+    fn write_cache(&self, file: &Path) {
+        let c = &self.circuit;
+        let count = |f: fn(&Op) -> bool| c.insts.iter().filter(|i| f(&i.op)).count() as u64;
+        let head = CachedHead {
+            meta: match &self.inner {
+                Inner::Garble { program, .. } => CachedMetaRef::Garble(program),
+                Inner::Bristol(info) => CachedMetaRef::Bristol(info),
+            },
+            input_regs: c.input_regs.clone(),
+            max_reg_count: c.max_reg_count,
+            output_regs: c.output_regs.clone(),
+            and_ops: c.and_ops,
+            instructions: c.insts.len() as u64,
+            xor_ops: count(|op| matches!(op, Op::Xor(_))),
+            not_ops: count(|op| matches!(op, Op::Not(_))),
+            hash: self.hash,
+        };
+        write_cache(file, &head, &c.insts);
+    }
+
+    /// Builds a program from a cache entry, checking that it fits the file's kind. Its
+    /// instructions were validated when the entry was written; those read now are checked
+    /// again, those left in the file are checked by the engine as they stream in.
     fn from_entry(
         path: &Path,
         kind: ProgramKind,
         text: &str,
-        entry: CachedProgram,
+        entry: CacheEntry,
     ) -> Result<Program, ProgramError> {
-        let inner_and_circuit = match (kind, entry) {
-            (ProgramKind::Garble, CachedProgram::Garble(program, circuit)) => (
-                Inner::Garble {
-                    source: text.to_string(),
-                    program,
-                },
-                circuit,
-            ),
-            (ProgramKind::Bristol, CachedProgram::Bristol(info, circuit)) => {
-                (Inner::Bristol(info), circuit)
-            }
+        let head = entry.head;
+        let inner = match (kind, head.meta) {
+            (ProgramKind::Garble, CachedMeta::Garble(program)) => Inner::Garble {
+                source: text.to_string(),
+                program,
+            },
+            (ProgramKind::Bristol, CachedMeta::Bristol(info)) => Inner::Bristol(info),
             _ => {
                 return Err(ProgramError::InvalidCircuit {
                     path: path.to_path_buf(),
@@ -355,8 +442,42 @@ impl Program {
                 });
             }
         };
-        let (inner, circuit) = inner_and_circuit;
-        Program::new(path, circuit, inner)
+        let mut circuit = Circuit {
+            input_regs: head.input_regs,
+            insts: Vec::new(),
+            max_reg_count: head.max_reg_count,
+            output_regs: head.output_regs,
+            and_ops: head.and_ops,
+        };
+        match entry.insts {
+            EntryInsts::Memory(insts) => {
+                circuit.insts = insts;
+                let program = Program::new(path, circuit, inner)?;
+                if program.hash != head.hash {
+                    return Err(ProgramError::InvalidCircuit {
+                        path: path.to_path_buf(),
+                        reason: "the cache entry's program hash does not match its circuit".into(),
+                    });
+                }
+                Ok(program)
+            }
+            EntryInsts::Stored(at) => {
+                let program = Program {
+                    path: path.to_path_buf(),
+                    circuit,
+                    hash: head.hash,
+                    inner,
+                    stored: Some(StoredInsts {
+                        at,
+                        instructions: head.instructions,
+                        xor_ops: head.xor_ops,
+                        not_ops: head.not_ops,
+                    }),
+                };
+                program.check_signature()?;
+                Ok(program)
+            }
+        }
     }
 
     /// Validates the circuit against the program's signature and computes the hash.
@@ -395,6 +516,19 @@ impl Program {
             circuit,
             hash: [0; 32],
             inner,
+            stored: None,
+        };
+        program.check_signature()?;
+        program.hash = program.compute_hash();
+        Ok(program)
+    }
+
+    /// Checks the circuit's inputs and outputs against the program's signature.
+    fn check_signature(&self) -> Result<(), ProgramError> {
+        let program = self;
+        let invalid = |reason: String| ProgramError::InvalidCircuit {
+            path: self.path.clone(),
+            reason,
         };
         match &program.inner {
             Inner::Garble { program: prg, .. } => {
@@ -422,16 +556,57 @@ impl Program {
                 }
             }
         }
-        program.hash = program.compute_hash();
-        Ok(program)
+        Ok(())
     }
 
     /// The register circuit that the protocol evaluates: `input_regs` per party, `insts`
     /// (validated: the `Input` instructions come first, party by party and bit by bit, and
     /// only there; every register is written before it is read), `output_regs`. For Garble programs the first
     /// [`PANIC_RESULT_SIZE_IN_BITS`] output bits are garble's panic information.
+    ///
+    /// For a program whose instructions stay on disk ([`Program::is_streamed`]), `insts` is
+    /// empty: run it with [`Program::shape`] and [`Program::instructions`].
     pub fn circuit(&self) -> &Circuit {
         &self.circuit
+    }
+
+    /// Whether the instructions stay in the compile cache file and are streamed from it
+    /// (see [`LoadOptions::stream_from`]).
+    pub fn is_streamed(&self) -> bool {
+        self.stored.is_some()
+    }
+
+    /// What the engine needs of the circuit before its instructions.
+    pub fn shape(&self) -> CircuitShape {
+        let mut shape = CircuitShape::of(&self.circuit);
+        if let Some(stored) = &self.stored {
+            shape.instructions = stored.instructions;
+        }
+        shape
+    }
+
+    /// The circuit's instructions for one run, from memory or read from the compile cache
+    /// file a block at a time (a corrupt or truncated file fails the run with
+    /// [`StoredCircuitError`]). Each call starts from the first instruction.
+    pub fn instructions(&self) -> Result<ProgramInsts<'_>, ProgramError> {
+        match &self.stored {
+            None => Ok(ProgramInsts::Memory(SliceSource::new(&self.circuit.insts))),
+            Some(stored) => Ok(ProgramInsts::File(InstFile::open(&stored.at)?)),
+        }
+    }
+
+    /// The whole circuit in memory: this program's, or read from the cache file when its
+    /// instructions stay there (for the tools that need all of it at once).
+    fn whole_circuit(&self) -> Result<std::borrow::Cow<'_, Circuit>, ProgramError> {
+        let Some(stored) = &self.stored else {
+            return Ok(std::borrow::Cow::Borrowed(&self.circuit));
+        };
+        let expected = usize::try_from(stored.instructions).unwrap_or(usize::MAX);
+        let insts = InstFile::open(&stored.at)?.read_all(expected.min(1 << 24))?;
+        Ok(std::borrow::Cow::Owned(Circuit {
+            insts,
+            ..self.circuit.clone()
+        }))
     }
 
     /// Number of parties (one per `main` parameter, or per element when `main` takes a single

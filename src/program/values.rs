@@ -219,7 +219,8 @@ impl Program {
     ///
     /// # Panics
     ///
-    /// If the inputs do not fit the circuit (wrong number of parties or bits); use
+    /// If the inputs do not fit the circuit (wrong number of parties or bits), or if the
+    /// instructions of a streamed program cannot be read back; use
     /// [`Program::try_eval_plain`] for inputs that did not come from `parse_input`.
     pub fn eval_plain(&self, inputs: &[Vec<bool>]) -> Vec<bool> {
         match self.try_eval_plain(inputs) {
@@ -229,7 +230,7 @@ impl Program {
     }
 
     /// Like [`Program::eval_plain`], but returns an error when the inputs do not fit the
-    /// circuit.
+    /// circuit (or a streamed program's instructions cannot be read back).
     pub fn try_eval_plain(&self, inputs: &[Vec<bool>]) -> Result<Vec<bool>, ProgramError> {
         let bad = |reason: String| ProgramError::BadEvalInputs {
             path: self.path.clone(),
@@ -250,7 +251,7 @@ impl Program {
                 )));
             }
         }
-        Ok(self.circuit.eval(inputs))
+        Ok(self.whole_circuit()?.eval(inputs))
     }
 }
 

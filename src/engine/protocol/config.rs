@@ -5,6 +5,7 @@
 
 use garble_lang::register_circuit::{Circuit, Op};
 
+use super::circuit::{CircuitShape, validate_shape};
 use crate::engine::preprocess::SourceKind;
 use crate::engine::{EngineError, MAX_PARTIES};
 
@@ -181,29 +182,37 @@ impl PartyConfig {
     }
 }
 
-/// Checks the configuration, then the circuit and this party's input against it: everything
-/// the engine needs before it sends its first message.
+/// Checks the configuration, then the circuit's shape and this party's input against it:
+/// everything the engine needs before it sends its first message. The instructions are
+/// checked as they stream in ([`super::circuit`]); an in-memory circuit is also checked as a
+/// whole first ([`validate_circuit`]).
 pub(crate) fn validate_run(
     cfg: &PartyConfig,
-    circuit: &Circuit,
+    shape: &CircuitShape,
     input: &[bool],
 ) -> Result<(), EngineError> {
     cfg.validate()?;
     let n = cfg.parties;
-    if circuit.input_regs.len() != n {
+    if shape.input_regs.len() != n {
         return Err(EngineError::Setup(format!(
             "the program takes inputs from {} parties, but the session has {n}",
-            circuit.input_regs.len()
+            shape.input_regs.len()
         )));
     }
-    if input.len() != circuit.input_regs[cfg.me] {
+    if input.len() != shape.input_regs[cfg.me] {
         return Err(EngineError::Setup(format!(
             "party {} must provide {} input bits, got {}",
             cfg.me,
-            circuit.input_regs[cfg.me],
+            shape.input_regs[cfg.me],
             input.len()
         )));
     }
+    validate_shape(shape)
+}
+
+/// Checks a whole in-memory circuit before the run: garble_lang's own validation, and the
+/// inputs before the first gate.
+pub(crate) fn validate_circuit(circuit: &Circuit) -> Result<(), EngineError> {
     circuit
         .validate()
         .map_err(|e| EngineError::Setup(format!("the compiled circuit is invalid: {e:?}")))?;

@@ -10,7 +10,8 @@ use garble_lang::register_circuit::Circuit;
 use rand::RngCore;
 
 use super::PartyConfig;
-use super::config::validate_run;
+use super::circuit::{CircuitShape, InstSource, Instructions, SliceSource};
+use super::config::{validate_circuit, validate_run};
 use super::handshake::Handshake;
 use super::online::{OUTPUT_DONE, Online, PendingChunk};
 use crate::channel::{Channel, ChannelError, Phase};
@@ -30,7 +31,8 @@ pub struct PartyOutcome {
     pub stats: Stats,
 }
 
-/// Runs the whole protocol for one party with input bits `input`.
+/// Runs the whole protocol for one party with input bits `input`, on an in-memory circuit
+/// (checked as a whole before the first message).
 pub async fn run_party<C: Channel>(
     ch: &C,
     cfg: &PartyConfig,
@@ -38,7 +40,38 @@ pub async fn run_party<C: Channel>(
     input: &[bool],
     progress: &dyn Progress,
 ) -> Result<PartyOutcome, EngineError> {
-    validate_run(cfg, circuit, input)?;
+    let shape = CircuitShape::of(circuit);
+    validate_run(cfg, &shape, input)?;
+    validate_circuit(circuit)?;
+    let mut insts = SliceSource::new(&circuit.insts);
+    run_validated(ch, cfg, &shape, &mut insts, input, progress).await
+}
+
+/// Runs the whole protocol for one party with input bits `input`, on a circuit of shape
+/// `shape` whose instructions arrive from `insts` as they are needed, so that memory does
+/// not grow with the number of instructions. Every instruction is checked as it arrives; a
+/// stream that does not match `shape`, or that fails, stops the run.
+pub async fn run_party_streamed<C: Channel>(
+    ch: &C,
+    cfg: &PartyConfig,
+    shape: &CircuitShape,
+    insts: &mut dyn InstSource,
+    input: &[bool],
+    progress: &dyn Progress,
+) -> Result<PartyOutcome, EngineError> {
+    validate_run(cfg, shape, input)?;
+    run_validated(ch, cfg, shape, insts, input, progress).await
+}
+
+async fn run_validated<C: Channel>(
+    ch: &C,
+    cfg: &PartyConfig,
+    circuit: &CircuitShape,
+    insts: &mut dyn InstSource,
+    input: &[bool],
+    progress: &dyn Progress,
+) -> Result<PartyOutcome, EngineError> {
+    let stream = Instructions::new(circuit, insts);
     let mut stats = Stats::default();
     let slots = Slots {
         me: cfg.me,
@@ -65,7 +98,10 @@ pub async fn run_party<C: Channel>(
             let source = DealerSource::start(ch, slots, request).await?;
             progress.finish();
             stats.record("dealer setup", t.elapsed());
-            online(ch, cfg, circuit, source, input, progress, &mut stats).await?
+            online(
+                ch, cfg, circuit, stream, source, input, progress, &mut stats,
+            )
+            .await?
         }
         SourceKind::Ot => {
             let t = Instant::now();
@@ -79,7 +115,10 @@ pub async fn run_party<C: Channel>(
             )
             .await?;
             stats.record("preprocessing setup", t.elapsed());
-            online(ch, cfg, circuit, source, input, progress, &mut stats).await?
+            online(
+                ch, cfg, circuit, stream, source, input, progress, &mut stats,
+            )
+            .await?
         }
     };
     stats.and_gates = circuit.and_ops as u64;
@@ -107,10 +146,12 @@ async fn handshake<C: Channel>(ch: &C, cfg: &PartyConfig) -> Result<[u8; 32], En
 }
 
 /// Input processing, garbling and evaluation, and the output, with material from `source`.
+#[allow(clippy::too_many_arguments)]
 async fn online<C: Channel, S: Source>(
     ch: &C,
     cfg: &PartyConfig,
-    circuit: &Circuit,
+    circuit: &CircuitShape,
+    mut stream: Instructions<'_>,
     mut source: S,
     input: &[bool],
     progress: &dyn Progress,
@@ -121,8 +162,10 @@ async fn online<C: Channel, S: Source>(
 
     let t = Instant::now();
     progress.phase("inputs", 0);
+    let input_insts = stream.inputs()?;
     let abits = source.take(circuit.total_inputs()).await?;
-    let (mut round, out) = st.start_inputs(abits);
+    let (mut round, out) = st.start_inputs(abits, &input_insts);
+    drop(input_insts);
     let received = exchange(ch, Phase::InputMasks, out, &others).await?;
     let mine = st.mask_inputs(&mut round, input, &received)?;
     let received = exchange(ch, Phase::MaskedInputs, to_all(&others, mine), &others).await?;
@@ -147,12 +190,14 @@ async fn online<C: Channel, S: Source>(
 
     let t = Instant::now();
     progress.phase("garbling and evaluating", circuit.and_ops as u64);
-    let insts = &circuit.insts;
-    let mut start = circuit.total_inputs();
+    let mut chunk = Vec::new();
     // Evaluator: the previous chunk, evaluated while the garblers garble the next one.
     let mut pending: Option<PendingChunk> = None;
-    while start < insts.len() {
-        let (end, gates) = st.chunk_end(start);
+    loop {
+        let gates = stream.next_chunk(cfg.chunk_ands, &mut chunk)?;
+        if chunk.is_empty() {
+            break;
+        }
         // The evaluator takes the garblers' rows of the previous chunk before it takes new
         // material: a source that talks to the other parties (OT preprocessing) sends
         // after those rows on the same ordered channels.
@@ -161,7 +206,7 @@ async fn online<C: Channel, S: Source>(
             None => Vec::new(),
         };
         let mat = source.take(gates * ITEMS_PER_AND).await?;
-        let data = st.pass_a(&insts[start..end], gates, mat)?;
+        let data = st.pass_a(&chunk, gates, mat)?;
         if gates > 0 {
             let out = st.opening_messages(&data);
             try_join_all(
@@ -182,14 +227,13 @@ async fn online<C: Channel, S: Source>(
             AuthBits::new(others.len())
         };
         if st.is_evaluator() {
-            pending = Some(st.pending(start..end, shares));
+            pending = Some(st.pending(std::mem::take(&mut chunk), shares));
         } else if gates > 0 {
             let rows = st.garble(&data, &shares);
             ch.send(cfg.evaluator, Phase::GarbledRows, rows).await?;
         }
         st.chunk_done(gates);
         progress.advance(gates as u64);
-        start = end;
     }
     if let Some(chunk) = pending.take() {
         let rows = garbled_rows(ch, &st, &others, chunk.gates()).await?;

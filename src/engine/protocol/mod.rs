@@ -19,16 +19,19 @@
 //! surfacing later as a garbled-row failure that points at an honest garbler.
 //!
 //!
-//! Layout: [`config`] holds what a party knows about the session and its one validation,
+//! Layout: [`circuit`] the circuit's shape and its instructions as a checked stream,
+//! [`config`] holds what a party knows about the session and its one validation,
 //! [`handshake`] the handshake message and its checks, [`online`] the online phases as
 //! state that takes what arrived and returns what to send, and [`driver`] the one async
 //! loop that moves those messages over a [`crate::channel::Channel`].
 
+mod circuit;
 mod config;
 mod driver;
 mod handshake;
 mod online;
 
+pub use circuit::{CircuitShape, InstSource, InstSourceError, SliceSource};
 pub use config::{ConfigError, DEFAULT_CHUNK_ANDS, PartyConfig};
-pub use driver::{PartyOutcome, run_party};
+pub use driver::{PartyOutcome, run_party, run_party_streamed};
 pub use handshake::{HandshakeError, OutputSet};

@@ -2,7 +2,7 @@
 //! gates with them, checking every decrypted row against its IT-MAC.
 
 use bytes::Bytes;
-use garble_lang::register_circuit::{And, Not, Op, Xor};
+use garble_lang::register_circuit::{And, Inst, Not, Op, Xor};
 use subtle::ConstantTimeEq;
 
 use super::Online;
@@ -15,7 +15,7 @@ use crate::engine::share::{AuthBits, Slots, block_at};
 /// arrived (while the garblers garble the next one).
 pub(crate) struct PendingChunk {
     /// Its instructions.
-    insts: std::ops::Range<usize>,
+    insts: Vec<Inst>,
     /// This party's shares of the four rows of every AND gate.
     shares: AuthBits,
     /// Global number of its first AND gate.
@@ -32,7 +32,7 @@ impl PendingChunk {
 impl Online<'_> {
     /// Evaluator: keeps the chunk of instructions `insts` and its row shares until its rows
     /// arrive.
-    pub(crate) fn pending(&self, insts: std::ops::Range<usize>, shares: AuthBits) -> PendingChunk {
+    pub(crate) fn pending(&self, insts: Vec<Inst>, shares: AuthBits) -> PendingChunk {
         PendingChunk {
             insts,
             shares,
@@ -66,8 +66,7 @@ impl Online<'_> {
         chunk: PendingChunk,
         rows: &[Bytes],
     ) -> Result<(), EngineError> {
-        let circuit = self.circuit;
-        let insts = &circuit.insts[chunk.insts];
+        let insts = &chunk.insts;
         let (shares, base) = (&chunk.shares, chunk.base);
         let (m, w, n) = (self.m(), self.w, self.cfg.parties);
         let garblers: Vec<usize> = self.slots.others().collect();

@@ -3,7 +3,7 @@
 //! the garblers' matching labels to the evaluator.
 
 use bytes::Bytes;
-use garble_lang::register_circuit::Op;
+use garble_lang::register_circuit::{Inst, Op};
 use subtle::ConstantTimeEq;
 
 use super::Online;
@@ -29,13 +29,18 @@ impl InputRound {
 }
 
 impl Online<'_> {
-    /// Round 1: loads the input wires' authenticated masks `abits` (one per input bit) and
-    /// returns, for every other party, this party's shares of that party's input masks.
-    pub(crate) fn start_inputs(&mut self, abits: AuthBits) -> (InputRound, Vec<(usize, Bytes)>) {
+    /// Round 1: loads the input wires' authenticated masks `abits` (one per input bit, for
+    /// the circuit's input instructions `insts`) and returns, for every other party, this
+    /// party's shares of that party's input masks.
+    pub(crate) fn start_inputs(
+        &mut self,
+        abits: AuthBits,
+        insts: &[Inst],
+    ) -> (InputRound, Vec<(usize, Bytes)>) {
         let total = self.circuit.total_inputs();
         let w = self.w;
         let mut owner = Vec::with_capacity(total);
-        for (k, inst) in self.circuit.insts[..total].iter().enumerate() {
+        for (k, inst) in insts[..total].iter().enumerate() {
             if let Op::Input(inp) = inst.op {
                 owner.push((inp.party as usize, inp.input as usize));
             }

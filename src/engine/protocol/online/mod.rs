@@ -10,10 +10,10 @@ mod inputs;
 mod outputs;
 
 use bytes::Bytes;
-use garble_lang::register_circuit::{Circuit, Op};
 use subtle::ConstantTimeEq;
 
 use super::PartyConfig;
+use super::circuit::CircuitShape;
 use crate::channel::{PeerNames, Phase};
 use crate::engine::EngineError;
 use crate::engine::aes::Prg;
@@ -26,7 +26,7 @@ pub(crate) use outputs::OUTPUT_DONE;
 /// The online protocol state of one party.
 pub(crate) struct Online<'a> {
     cfg: &'a PartyConfig,
-    circuit: &'a Circuit,
+    circuit: &'a CircuitShape,
     slots: Slots,
     names: PeerNames,
     delta: Block,
@@ -49,7 +49,7 @@ pub(crate) struct Online<'a> {
 
 impl<'a> Online<'a> {
     /// The state of party `cfg.me` with global key `delta`, before input processing.
-    pub(crate) fn new(cfg: &'a PartyConfig, circuit: &'a Circuit, delta: Block) -> Self {
+    pub(crate) fn new(cfg: &'a PartyConfig, circuit: &'a CircuitShape, delta: Block) -> Self {
         let slots = Slots {
             me: cfg.me,
             n: cfg.parties,
@@ -104,21 +104,6 @@ impl<'a> Online<'a> {
             phase,
             detail,
         }
-    }
-
-    /// The end of the chunk that starts at instruction `start`: the first instruction after
-    /// it, and its number of AND gates (at most the configured chunk size).
-    pub(crate) fn chunk_end(&self, start: usize) -> (usize, usize) {
-        let insts = &self.circuit.insts;
-        let mut end = start;
-        let mut gates = 0;
-        while end < insts.len() && gates < self.cfg.chunk_ands {
-            if matches!(insts[end].op, Op::And(_)) {
-                gates += 1;
-            }
-            end += 1;
-        }
-        (end, gates)
     }
 
     /// Counts the AND gates of a finished chunk (global gate numbers for the hash tweak).
