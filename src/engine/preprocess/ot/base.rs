@@ -269,12 +269,15 @@ struct Answered {
     msg: Bytes,
 }
 
+/// One OT's answer (B_0, B_1) as sent, and the sender's two Diffie–Hellman values.
+type OneAnswer = ([u8; 64], [RistrettoPoint; 2]);
+
 /// Round 2 at the sender: answers a request; `coins` holds two coins per OT.
 fn answer(dom: Domain, request: &[u8], coins: &[Coin]) -> Result<Answered, String> {
     expect_len(request, "request")?;
     // The OTs are independent: their group arithmetic runs on every core. Every OT is
     // checked, and the first bad one (in order) is reported, as a sequential pass would.
-    let per_ot: Vec<Result<([u8; 64], [RistrettoPoint; 2]), String>> = (0..KAPPA)
+    let per_ot: Vec<Result<OneAnswer, String>> = (0..KAPPA)
         .into_par_iter()
         .map(|l| {
             let r = decode_pair(request, l, "request")?;
