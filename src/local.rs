@@ -6,7 +6,8 @@ use std::time::Duration;
 use garble_lang::register_circuit::Circuit;
 
 use crate::channel::Channel;
-use crate::channel::memory::memory_channels;
+use crate::channel::Framed;
+use crate::channel::memory::{MemoryTransport, memory_channels};
 use crate::engine::preprocess::SourceKind;
 use crate::engine::preprocess::dealer::run_dealer;
 use crate::engine::{
@@ -62,11 +63,7 @@ pub async fn run_local(
     inputs: &[Vec<bool>],
     opts: &LocalOptions,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
-    let n = inputs.len();
-    let with_dealer = opts.source == SourceKind::Dealer;
-    let peers = if with_dealer { n + 1 } else { n };
-    let mut channels = memory_channels(peers, n, opts.timeout);
-    let dealer_channel = if with_dealer { channels.pop() } else { None };
+    let (channels, dealer_channel) = local_channels(inputs.len(), opts);
     run_local_with(
         circuit,
         program_hash,
@@ -88,11 +85,7 @@ pub async fn run_local_streamed<'a>(
     inputs: &[Vec<bool>],
     opts: &LocalOptions,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
-    let n = inputs.len();
-    let with_dealer = opts.source == SourceKind::Dealer;
-    let peers = if with_dealer { n + 1 } else { n };
-    let mut channels = memory_channels(peers, n, opts.timeout);
-    let dealer_channel = if with_dealer { channels.pop() } else { None };
+    let (channels, dealer_channel) = local_channels(inputs.len(), opts);
     let (results, dealt) = each::run_each(
         LocalCircuit::Streamed(shape, open),
         program_hash,
@@ -103,6 +96,18 @@ pub async fn run_local_streamed<'a>(
     )
     .await;
     first_error(results, dealt)
+}
+
+/// One endpoint of the in-memory channels.
+type MemoryChannel = Framed<MemoryTransport>;
+
+/// In-memory channels for `n` parties, and the dealer's when `opts` asks for one.
+fn local_channels(n: usize, opts: &LocalOptions) -> (Vec<MemoryChannel>, Option<MemoryChannel>) {
+    let with_dealer = opts.source == SourceKind::Dealer;
+    let peers = if with_dealer { n + 1 } else { n };
+    let mut channels = memory_channels(peers, n, opts.timeout);
+    let dealer_channel = if with_dealer { channels.pop() } else { None };
+    (channels, dealer_channel)
 }
 
 /// Like [`run_local`], over channels the caller made (tests wrap some of them, e.g. to

@@ -7,8 +7,8 @@
 use std::fs;
 use std::path::{Path, PathBuf};
 
+use mpc::engine::EngineError;
 use mpc::engine::preprocess::SourceKind;
-use mpc::engine::{EngineError, InstSource, InstSourceError};
 use mpc::local::{LocalOptions, run_local_streamed};
 use mpc::program::{LoadOptions, Program};
 
@@ -60,12 +60,7 @@ fn run(
         ..LocalOptions::default()
     };
     let shape = program.shape();
-    let open = || {
-        program
-            .instructions()
-            .map(|insts| Box::new(insts) as Box<dyn InstSource + '_>)
-            .map_err(|e| Box::new(e) as InstSourceError)
-    };
+    let open = || program.open_instructions();
     let rt = tokio::runtime::Runtime::new().unwrap();
     let outcomes = rt.block_on(run_local_streamed(
         &shape,

@@ -4,7 +4,7 @@
 use std::path::PathBuf;
 use std::time::Instant;
 
-use crate::engine::{InstSource, InstSourceError, Stats};
+use crate::engine::Stats;
 use crate::local::{LocalOptions, run_local, run_local_streamed};
 use crate::program::STREAM_FROM_INSTRUCTIONS;
 
@@ -101,12 +101,7 @@ pub async fn run(args: RunArgs) -> Result<(), Failure> {
     let started = Instant::now();
     let outcomes = if program.is_streamed() {
         let shape = program.shape();
-        let open = || {
-            program
-                .instructions()
-                .map(|insts| Box::new(insts) as Box<dyn InstSource + '_>)
-                .map_err(|e| Box::new(e) as InstSourceError)
-        };
+        let open = || program.open_instructions();
         run_local_streamed(&shape, &open, program.hash(), &inputs, &opts).await
     } else {
         run_local(program.circuit(), program.hash(), &inputs, &opts).await

@@ -595,6 +595,14 @@ impl Program {
         }
     }
 
+    /// [`Program::instructions`] as the engine's boxed stream (what
+    /// [`crate::local::run_local_streamed`] opens once per party).
+    pub fn open_instructions(&self) -> Result<Box<dyn InstSource + '_>, InstSourceError> {
+        self.instructions()
+            .map(|insts| Box::new(insts) as Box<dyn InstSource + '_>)
+            .map_err(|e| Box::new(e) as InstSourceError)
+    }
+
     /// The whole circuit in memory: this program's, or read from the cache file when its
     /// instructions stay there (for the tools that need all of it at once).
     fn whole_circuit(&self) -> Result<std::borrow::Cow<'_, Circuit>, ProgramError> {
