@@ -86,7 +86,7 @@ pub async fn run_local_streamed<'a>(
     opts: &LocalOptions,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
     let (channels, dealer_channel) = local_channels(inputs.len(), opts);
-    let (results, dealt) = each::run_each(
+    run_circuit(
         LocalCircuit::Streamed(shape, open),
         program_hash,
         inputs,
@@ -94,8 +94,7 @@ pub async fn run_local_streamed<'a>(
         channels,
         dealer_channel,
     )
-    .await;
-    first_error(results, dealt)
+    .await
 }
 
 /// One endpoint of the in-memory channels.
@@ -120,7 +119,28 @@ pub async fn run_local_with<C: Channel, D: Channel>(
     channels: Vec<C>,
     dealer_channel: Option<D>,
 ) -> Result<Vec<PartyOutcome>, EngineError> {
-    let (results, dealt) = each::run_local_each(
+    run_circuit(
+        LocalCircuit::Memory(circuit),
+        program_hash,
+        inputs,
+        opts,
+        channels,
+        dealer_channel,
+    )
+    .await
+}
+
+/// Runs every endpoint on `circuit`, in memory or streamed; fails with the most telling
+/// error when any endpoint fails.
+async fn run_circuit<C: Channel, D: Channel>(
+    circuit: LocalCircuit<'_>,
+    program_hash: [u8; 32],
+    inputs: &[Vec<bool>],
+    opts: &LocalOptions,
+    channels: Vec<C>,
+    dealer_channel: Option<D>,
+) -> Result<Vec<PartyOutcome>, EngineError> {
+    let (results, dealt) = each::run_each(
         circuit,
         program_hash,
         inputs,
@@ -173,6 +193,7 @@ mod each {
 
     /// Runs every endpoint and returns each party's own result and the dealer's, so that tests
     /// can check that no party ever accepts a wrong output.
+    #[cfg(feature = "testing")]
     pub async fn run_local_each<C: Channel, D: Channel>(
         circuit: &Circuit,
         program_hash: [u8; 32],
