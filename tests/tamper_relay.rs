@@ -422,8 +422,11 @@ async fn attack(attack: Attack, target: u64, auth: &Auth) {
     );
     assert!(
         started.elapsed() < Duration::from_secs(9),
-        "{attack:?}: the abort took {:?} (it should not wait for a timeout)",
-        started.elapsed()
+        "{attack:?}: the abort took {:?} (it should not wait for a timeout); \
+         parties: {:?}; dealer: {:?}",
+        started.elapsed(),
+        run.results,
+        run.dealer
     );
     eprintln!("{attack:?}: party 0: {err}; dealer: {:?}", run.dealer);
 }

@@ -244,6 +244,15 @@ struct RecvState {
     next_seq: u64,
 }
 
+struct SendState {
+    next_seq: u64,
+    /// A frame whose send did not complete: it failed, or the caller stopped waiting for it
+    /// (e.g. a joined receive from another peer failed first). It keeps its number and goes
+    /// out again, unchanged, before anything else to that peer, so that a later abort notice
+    /// does not queue behind a frame the peer never gets.
+    unfinished: Option<Bytes>,
+}
+
 /// A [`Channel`] over any [`Transport`]: phase tags, sequence numbers, fragmentation,
 /// timeouts and abort notices.
 pub struct Framed<T: Transport> {
@@ -252,7 +261,7 @@ pub struct Framed<T: Transport> {
     peers: usize,
     names: PeerNames,
     timeout: Duration,
-    send_seq: Vec<Mutex<u64>>,
+    send_state: Vec<Mutex<SendState>>,
     recv_state: Vec<Mutex<RecvState>>,
     sent: AtomicU64,
 }
@@ -267,7 +276,14 @@ impl<T: Transport> Framed<T> {
             peers,
             names: PeerNames::new(parties),
             timeout,
-            send_seq: (0..peers).map(|_| Mutex::new(0)).collect(),
+            send_state: (0..peers)
+                .map(|_| {
+                    Mutex::new(SendState {
+                        next_seq: 0,
+                        unfinished: None,
+                    })
+                })
+                .collect(),
             recv_state: (0..peers)
                 .map(|_| Mutex::new(RecvState { next_seq: 0 }))
                 .collect(),
@@ -304,26 +320,28 @@ impl<T: Transport> Framed<T> {
         phase: Phase,
         data: &[u8],
     ) -> Result<(), ChannelError> {
-        let mut seq = self.send_seq[to].lock().await;
-        let mut chunks = data.chunks(MAX_FRAME_PAYLOAD).peekable();
-        if chunks.peek().is_none() {
+        let mut state = self.send_state[to].lock().await;
+        if let Some(frame) = state.unfinished.clone() {
+            self.transport.send_frame(to, state.next_seq, frame).await?;
+            state.unfinished = None;
+            state.next_seq += 1;
+        }
+        let mut chunks = data.chunks(MAX_FRAME_PAYLOAD);
+        let mut chunk = chunks.next().unwrap_or_default();
+        loop {
             // An empty message is still one (empty) frame.
-            let frame = encode_frame(kind, phase, FLAG_LAST, *seq, &[]);
-            self.transport.send_frame(to, *seq, frame).await?;
-            *seq += 1;
-            return Ok(());
+            let next = chunks.next();
+            let flags = if next.is_none() { FLAG_LAST } else { 0 };
+            let frame = encode_frame(kind, phase, flags, state.next_seq, chunk);
+            state.unfinished = Some(frame.clone());
+            self.transport.send_frame(to, state.next_seq, frame).await?;
+            state.unfinished = None;
+            state.next_seq += 1;
+            match next {
+                Some(c) => chunk = c,
+                None => return Ok(()),
+            }
         }
-        while let Some(chunk) = chunks.next() {
-            let flags = if chunks.peek().is_none() {
-                FLAG_LAST
-            } else {
-                0
-            };
-            let frame = encode_frame(kind, phase, flags, *seq, chunk);
-            self.transport.send_frame(to, *seq, frame).await?;
-            *seq += 1;
-        }
-        Ok(())
     }
 }
 

@@ -142,8 +142,11 @@ struct PairKeys {
 struct SendGuard {
     /// Frame numbers below this one have been sealed already.
     next_unused: u64,
-    /// A frame whose delivery failed: it may be sealed again (identically) for a retry.
-    failed: Option<(u64, blake3::Hash)>,
+    /// The last frame sealed whose delivery is not confirmed (it failed, or its send was
+    /// cancelled): it may be sealed again, identically, for a retry.
+    /// (The frame itself is kept, shared rather than copied, so a retry is compared byte
+    /// for byte and no send pays for a hash.)
+    unconfirmed: Option<(u64, Bytes)>,
 }
 
 /// A [`Transport`] whose frames are encrypted and authenticated end to end; see the module
@@ -370,8 +373,9 @@ impl<T: Transport> Transport for Sealed<T> {
             let mut guard = pair.guard.lock().unwrap_or_else(|p| p.into_inner());
             if seq < guard.next_unused {
                 let retry = guard
-                    .failed
-                    .is_some_and(|(n, hash)| n == seq && hash == blake3::hash(&frame));
+                    .unconfirmed
+                    .as_ref()
+                    .is_some_and(|(n, sealed)| *n == seq && *sealed == frame);
                 if !retry {
                     return Err(ChannelError::Transport {
                         peer: self.names.name(to),
@@ -380,6 +384,10 @@ impl<T: Transport> Transport for Sealed<T> {
                 }
             }
             guard.next_unused = guard.next_unused.max(seq + 1);
+            // Marked before the send, not after it fails: a send cancelled half-way (its
+            // caller aborted on another peer's message) must still be retryable, or the abort
+            // notice that follows it could never be sealed.
+            guard.unconfirmed = Some((seq, frame.clone()));
         }
         let mut buf = Vec::with_capacity(frame.len() + TAG_LEN);
         buf.extend_from_slice(&frame);
@@ -388,20 +396,12 @@ impl<T: Transport> Transport for Sealed<T> {
             .encrypt_inout_detached(&nonce(outer), &[], buf.as_mut_slice().into())
             .map_err(|_| internal("frame too large to seal"))?;
         buf.extend_from_slice(&tag);
-        match self.inner.send_frame(to, outer, Bytes::from(buf)).await {
-            Ok(()) => {
-                let mut guard = pair.guard.lock().unwrap_or_else(|p| p.into_inner());
-                if guard.failed.is_some_and(|(n, _)| n == seq) {
-                    guard.failed = None;
-                }
-                Ok(())
-            }
-            Err(err) => {
-                let mut guard = pair.guard.lock().unwrap_or_else(|p| p.into_inner());
-                guard.failed = Some((seq, blake3::hash(&frame)));
-                Err(err)
-            }
+        self.inner.send_frame(to, outer, Bytes::from(buf)).await?;
+        let mut guard = pair.guard.lock().unwrap_or_else(|p| p.into_inner());
+        if guard.unconfirmed.as_ref().is_some_and(|(n, _)| *n == seq) {
+            guard.unconfirmed = None;
         }
+        Ok(())
     }
 
     async fn recv_frame(
@@ -620,6 +620,84 @@ mod tests {
                     ..
                 }
             ),
+            "{err:?}"
+        );
+    }
+
+    /// A transport whose next send, once armed, never completes (a request whose answer
+    /// never comes), so that its caller gives up on it half-way.
+    struct Stalling {
+        inner: MemoryTransport,
+        armed: std::sync::atomic::AtomicBool,
+    }
+
+    impl Transport for Stalling {
+        async fn send_frame(&self, to: usize, seq: u64, frame: Bytes) -> Result<(), ChannelError> {
+            if self.armed.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                std::future::pending::<()>().await;
+            }
+            self.inner.send_frame(to, seq, frame).await
+        }
+
+        async fn recv_frame(
+            &self,
+            from: usize,
+            seq: u64,
+            deadline: Instant,
+        ) -> Result<Option<Bytes>, ChannelError> {
+            self.inner.recv_frame(from, seq, deadline).await
+        }
+    }
+
+    /// A party that gives up on a send (say, because a receive it joined with failed) must
+    /// still be able to tell that peer it aborts: the abandoned frame goes out first, under
+    /// the same nonce, and the abort follows it. Before, the abort was refused as a nonce
+    /// reuse and the peer waited out its whole timeout.
+    #[tokio::test]
+    async fn an_abort_follows_a_send_that_was_given_up() {
+        let tasks = transports(2)
+            .into_iter()
+            .enumerate()
+            .map(|(me, t)| async move {
+                let stalling = Stalling {
+                    inner: t,
+                    armed: std::sync::atomic::AtomicBool::new(false),
+                };
+                let params = SealParams {
+                    session: "test",
+                    me,
+                    peers: 2,
+                    parties: 2,
+                    timeout: Duration::from_secs(5),
+                };
+                Sealed::establish(stalling, &params, &secret("k")).await
+            });
+        let mut chans: Vec<_> = futures_util::future::join_all(tasks)
+            .await
+            .into_iter()
+            .enumerate()
+            .map(|(me, s)| Framed::new(s.unwrap(), me, 2, 2, Duration::from_secs(2)))
+            .collect();
+        let b = chans.pop().unwrap();
+        let a = chans.pop().unwrap();
+        a.transport()
+            .inner()
+            .armed
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+        let given_up = tokio::time::timeout(
+            Duration::from_millis(50),
+            a.send(1, Phase::Handshake, Bytes::from_static(b"hello")),
+        )
+        .await;
+        assert!(given_up.is_err(), "the send should have stalled");
+        a.abort("party 0 stopped: a test").await;
+        assert_eq!(
+            b.recv(0, Phase::Handshake).await.unwrap(),
+            Bytes::from_static(b"hello")
+        );
+        let err = b.recv(0, Phase::Handshake).await.unwrap_err();
+        assert!(
+            matches!(err, ChannelError::PeerAborted { ref reason, .. } if reason == "party 0 stopped: a test"),
             "{err:?}"
         );
     }
