@@ -58,7 +58,7 @@ fn five_parties() {
     check_random(11, 5, 300, 50);
 }
 
-/// Not a test: a quick throughput probe (`cargo test --release --test protocol probe -- --ignored --nocapture`).
+/// Not a test: a quick throughput probe (`cargo test --release --test all protocol::probe -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn probe_throughput() {

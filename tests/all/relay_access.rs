@@ -2,7 +2,8 @@
 //! written only with it; a session is deleted only by one of its clients or the operator;
 //! the session list is the operator's; a seat whose client was lost can be claimed anew.
 
-mod common;
+use crate::common;
+use crate::store_suite;
 
 use std::time::{Duration, Instant};
 

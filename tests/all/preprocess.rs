@@ -2,7 +2,7 @@
 //! evaluation, the relations of the produced material checked directly, and cheating in
 //! every preprocessing phase.
 
-mod verdict;
+use crate::verdict;
 
 use std::time::Duration;
 
@@ -217,7 +217,7 @@ fn material_of_many_batches() {
 
 const NEVER: usize = usize::MAX;
 
-/// One run: how every party ended (judged by tests/verdict) and whether the cheater cheated.
+/// One run: how every party ended (judged by tests/all/verdict) and whether the cheater cheated.
 struct Run {
     ends: Vec<End>,
     cheater: usize,
@@ -543,7 +543,7 @@ fn cheating_bucketing() {
 }
 
 /// Not a test: throughput of the whole protocol with Source B
-/// (`cargo test --release --test preprocess probe -- --ignored --nocapture`).
+/// (`cargo test --release --test all preprocess::probe -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn probe_throughput() {
@@ -583,7 +583,7 @@ fn probe_throughput() {
 }
 
 /// Not a test: the 1M-AND benchmark programs with Source B
-/// (`cargo test --release --test preprocess probe_programs -- --ignored --nocapture`).
+/// (`cargo test --release --test all preprocess::probe_programs -- --ignored --nocapture`).
 #[test]
 #[ignore]
 fn probe_programs() {

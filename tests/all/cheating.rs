@@ -1,9 +1,9 @@
 //! Security: one endpoint cheats (a test channel flips bits of its messages) and the honest
-//! ones must never accept a wrong result. Each run is judged party by party (tests/verdict):
+//! ones must never accept a wrong result. Each run is judged party by party (tests/all/verdict):
 //! an honest party that stops must have failed one of the expected checks itself, blaming the
 //! cheater, or stopped on the abort notice of a party that did.
 
-mod verdict;
+use crate::verdict;
 
 use std::path::Path;
 use std::time::Duration;
@@ -67,7 +67,7 @@ struct Run {
 }
 
 impl Run {
-    /// Judges the run; see tests/verdict.
+    /// Judges the run; see tests/all/verdict.
     fn judge(&self, expected: &[bool], checks: &[&str], blame: &Blame) -> Verdict {
         assert!(self.fired, "the tamper plan never fired");
         judge(

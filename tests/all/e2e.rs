@@ -5,7 +5,7 @@
 //! processes share one compile cache (warmed with `mpc check`), and every process is killed
 //! when its handle drops, so a failing test leaks nothing.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, OnceLock};

@@ -3,7 +3,7 @@
 //! session started for another party count, and absurd timeouts. Each must end in a clear
 //! line on stderr, within seconds, never a silent wait for the whole --timeout.
 
-mod common;
+use crate::common;
 
 use std::io::{Read, Write};
 use std::net::TcpListener;

@@ -9,7 +9,8 @@ use mpc::channel::{Channel, ChannelError, Framed, Phase, Transport};
 use mpc::relay::RelayConfig;
 use reqwest::{Client, StatusCode};
 
-mod common;
+use crate::common;
+use crate::store_suite;
 use common::inproc::{self, answer, assert_refused, http, start};
 use common::redis_server::Backend;
 

@@ -3,7 +3,7 @@
 //! on durations, plain one-line warnings and errors that say their cause once. Real `mpc`
 //! processes on loopback; results checked against garble_lang's plaintext evaluation.
 
-mod common;
+use crate::common;
 
 use std::collections::BTreeMap;
 use std::io::Write as _;

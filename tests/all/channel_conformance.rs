@@ -5,7 +5,7 @@
 //! right after the server answered (the request was handled, the answer is lost), so the
 //! clients retry the same frame numbers: delivery must stay exactly once and in order.
 
-mod common;
+use crate::common;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};

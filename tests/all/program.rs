@@ -3,7 +3,7 @@
 //! cache. The circuits themselves (AES-128 and SHA-256 against the FIPS known answers,
 //! Bristol circuits exported and read back) are tested in `program_circuits.rs`.
 
-mod common;
+use crate::common;
 
 use std::{fs, path::PathBuf, time::Instant};
 

@@ -3,7 +3,7 @@
 //! (an impostor party, a dealer with another key) makes every honest party exit 1 naming
 //! that seat, never compute with it.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;

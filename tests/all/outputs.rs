@@ -2,7 +2,7 @@
 //! output mask, nor the evaluator's masked outputs, ever reaches another party. The frames
 //! every party hands its transport are recorded and inspected.
 
-mod common;
+use crate::common;
 
 use std::path::Path;
 use std::time::Duration;

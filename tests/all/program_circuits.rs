@@ -2,7 +2,7 @@
 //! Garble against the FIPS known answers, and Bristol Fashion circuits exported by the crate
 //! itself (`mpc check --bristol-out`) and read back.
 
-mod common;
+use crate::common;
 
 use std::fs;
 

@@ -3,7 +3,7 @@
 //! and two relays on one Redis serve one session, party 0 through one and party 1 through
 //! the other. Each test starts its own `redis-server` on a free loopback port.
 
-mod common;
+use crate::common;
 
 use std::time::Duration;
 

@@ -2,7 +2,7 @@
 //! erode the budget, tiny messages are charged what they really cost, idle and half-open
 //! connections cannot lock others out, and a body that stalls is dropped with its charge.
 
-mod common;
+use crate::common;
 
 use std::time::{Duration, Instant};
 

@@ -2,7 +2,7 @@
 //! temporary directory), clients with `--ca-cert`, mutual TLS with `--client-ca` and
 //! `--cert/--key`, and direct mode over TLS. Everything runs as `mpc` processes on loopback.
 
-mod common;
+use crate::common;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;

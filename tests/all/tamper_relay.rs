@@ -6,7 +6,7 @@
 //! The proxy also captures every message body the relay is given, to show that the relay
 //! learns nothing: no input, no plaintext frame, not even a 16-byte piece of one.
 
-mod common;
+use crate::common;
 
 use std::collections::{HashMap, HashSet};
 use std::convert::Infallible;

@@ -8,7 +8,7 @@
 //! the pieces of concurrent parties land inside each other's lines: with lines written in two
 //! pieces, one round caught it in 2 of 5 tries here, so the test plays several rounds.
 
-mod common;
+use crate::common;
 
 use std::fs::OpenOptions;
 use std::process::Stdio;

@@ -1,0 +1,32 @@
+//! The integration tests, as one test binary: each file is a module named for what it
+//! tests. One binary instead of one per file because every test binary links the whole
+//! library and instantiates the engine for its own channel types again; as separate
+//! binaries the tests took about five of the suite's ten build minutes on two cores.
+//! Run one file's tests with `cargo test --release --test all FILE::` (for example
+//! `cargo test --release --test all tamper_relay::`).
+
+mod common;
+mod verdict;
+
+mod binding;
+mod channel_conformance;
+mod cheating;
+mod dependencies;
+mod e2e;
+mod identity;
+mod insider;
+mod newcomer;
+mod outputs;
+mod preprocess;
+mod program;
+mod program_circuits;
+mod protocol;
+mod relay;
+mod relay_access;
+mod relay_client;
+mod relay_limits;
+mod relay_redis;
+mod stderr_lines;
+mod streamed;
+mod tamper_relay;
+mod tls;
