@@ -100,6 +100,12 @@ fn main() {
     let cli = parse();
     // --quiet silences progress and warnings alike; errors still reach stderr.
     cli::logging::init(cli.command.quiet());
+    if matches!(
+        cli.command,
+        Command::Party(_) | Command::Pre(_) | Command::Run(_)
+    ) {
+        cli::heap::keep_freed_memory();
+    }
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -5,6 +5,7 @@ pub mod cert;
 pub mod check;
 pub mod connect;
 pub mod constants;
+pub mod heap;
 pub mod inputs;
 pub mod keygen;
 pub mod logging;
