@@ -159,10 +159,8 @@ fn try_read_cache(file: &Path, stream_from: Option<u64>) -> io::Result<CacheEntr
     let insts = if stream_from.is_some_and(|min| head.instructions >= min) {
         EntryInsts::Stored(stored)
     } else {
-        let expected = usize::try_from(head.instructions)
-            .map_err(|_| corrupt("too many instructions".into()))?;
         let insts = InstFile::open(&stored)
-            .and_then(|f| f.read_all(expected.min(1 << 24)))
+            .and_then(|f| f.read_all(head.instructions))
             .map_err(|e| corrupt(e.to_string()))?;
         EntryInsts::Memory(insts)
     };
@@ -201,13 +199,12 @@ pub(super) fn try_write_cache(
     let name = file.file_name().and_then(|n| n.to_str()).unwrap_or("entry");
     let tmp = dir.join(format!(".{name}.{}.{nanos}.tmp", std::process::id()));
     let result = (|| {
-        // The blocks go first, after room for the prefix and the head, so that the file's
-        // length (which the head's checksum covers) is known when the prefix is written.
+        // Every block's tag covers the head's checksum, which covers the file's length: the
+        // blocks are encoded once to learn that length, then written after room for the
+        // prefix and the head, which go last.
         let mut w = io::BufWriter::new(fs::File::create(&tmp)?);
         let body_at = (PREFIX + head_bytes.len()) as u64;
         w.seek(SeekFrom::Start(body_at))?;
-        // Every block's tag covers the head's checksum, which covers the file length: write
-        // the blocks to learn the length, then the tags with the final checksum.
         let mut counter = CountingWriter::default();
         write_blocks(&mut counter, &[0; 32], insts)?;
         let file_len = body_at + counter.0;

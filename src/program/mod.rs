@@ -316,15 +316,15 @@ impl Program {
         path: &Path,
         opts: &LoadOptions<'_>,
     ) -> Result<(Program, LoadReport), ProgramError> {
-        match opts.cache {
-            Some(dir) => Self::load_from(path, Some(dir), opts.constants, opts.stream_from),
-            None => Self::load_from(
-                path,
-                default_cache_dir().as_deref(),
-                opts.constants,
-                opts.stream_from,
-            ),
-        }
+        let default_dir;
+        let cache = match opts.cache {
+            Some(dir) => Some(dir),
+            None => {
+                default_dir = default_cache_dir();
+                default_dir.as_deref()
+            }
+        };
+        Self::load_from(path, cache, opts.constants, opts.stream_from)
     }
 
     fn load_from(
@@ -525,30 +525,29 @@ impl Program {
 
     /// Checks the circuit's inputs and outputs against the program's signature.
     fn check_signature(&self) -> Result<(), ProgramError> {
-        let program = self;
         let invalid = |reason: String| ProgramError::InvalidCircuit {
             path: self.path.clone(),
             reason,
         };
-        match &program.inner {
+        match &self.inner {
             Inner::Garble { program: prg, .. } => {
-                if program.circuit.output_regs.len() < PANIC_RESULT_SIZE_IN_BITS {
+                if self.circuit.output_regs.len() < PANIC_RESULT_SIZE_IN_BITS {
                     return Err(invalid(
                         "the circuit has fewer outputs than garble's panic bits".into(),
                     ));
                 }
-                for party in 0..program.parties() {
-                    if program.garble_param(prg, party).is_none() {
+                for party in 0..self.parties() {
+                    if self.garble_param(prg, party).is_none() {
                         return Err(invalid(format!(
                             "the circuit has {} parties but `main` has no parameter for party {party}",
-                            program.parties()
+                            self.parties()
                         )));
                     }
                 }
             }
             Inner::Bristol(info) => {
-                if info.inputs != program.circuit.input_regs
-                    || info.outputs.iter().sum::<usize>() != program.circuit.output_regs.len()
+                if info.inputs != self.circuit.input_regs
+                    || info.outputs.iter().sum::<usize>() != self.circuit.output_regs.len()
                 {
                     return Err(invalid(
                         "the circuit does not match the Bristol header".into(),
@@ -609,8 +608,7 @@ impl Program {
         let Some(stored) = &self.stored else {
             return Ok(std::borrow::Cow::Borrowed(&self.circuit));
         };
-        let expected = usize::try_from(stored.instructions).unwrap_or(usize::MAX);
-        let insts = InstFile::open(&stored.at)?.read_all(expected.min(1 << 24))?;
+        let insts = InstFile::open(&stored.at)?.read_all(stored.instructions)?;
         Ok(std::borrow::Cow::Owned(Circuit {
             insts,
             ..self.circuit.clone()

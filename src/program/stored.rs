@@ -28,6 +28,9 @@ const MAX_BLOCK_BYTES: usize = BLOCK_INSTS * 21;
 /// Bytes of a block's header: count, length, tag.
 const BLOCK_HEADER: usize = 4 + 4 + 16;
 
+/// Most instructions [`InstFile::read_all`] reserves room for before reading them.
+const RESERVE_MAX: u64 = 1 << 24;
+
 /// Why a circuit stored in the compile cache cannot be read; each message names the file
 /// and says what to do.
 #[derive(Debug, thiserror::Error)]
@@ -159,6 +162,14 @@ impl InstFile {
         }
     }
 
+    /// A [`StoredCircuitError::Corrupt`] naming this file.
+    fn corrupt(&self, detail: String) -> StoredCircuitError {
+        StoredCircuitError::Corrupt {
+            path: self.path.clone(),
+            detail,
+        }
+    }
+
     /// Appends the next block's instructions to `out`; `Ok(false)` after the last one.
     pub fn read_block(&mut self, out: &mut Vec<Inst>) -> Result<bool, StoredCircuitError> {
         if self.done {
@@ -169,13 +180,9 @@ impl InstFile {
         let (count, len) = (word(0) as usize, word(4) as usize);
         let mut tag = [0u8; 16];
         tag.copy_from_slice(&self.payload[8..BLOCK_HEADER]);
-        let corrupt = |detail: String| StoredCircuitError::Corrupt {
-            path: self.path.clone(),
-            detail,
-        };
         if count == 0 && len == 0 {
             if tag != block_tag(&self.head_hash, self.block, b"end") {
-                return Err(corrupt(format!(
+                return Err(self.corrupt(format!(
                     "the end mark after block {} fails its checksum",
                     self.block
                 )));
@@ -184,32 +191,23 @@ impl InstFile {
             return Ok(false);
         }
         if count == 0 || count > BLOCK_INSTS || len > MAX_BLOCK_BYTES {
-            return Err(corrupt(format!(
+            return Err(self.corrupt(format!(
                 "block {} claims {count} instructions in {len} bytes",
                 self.block
             )));
         }
         self.fill(len, "the instructions")?;
         if tag != block_tag(&self.head_hash, self.block, &self.payload) {
-            return Err(StoredCircuitError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("block {} fails its checksum", self.block),
-            });
+            return Err(self.corrupt(format!("block {} fails its checksum", self.block)));
         }
-        let insts: Vec<Inst> =
-            postcard::from_bytes(&self.payload).map_err(|e| StoredCircuitError::Corrupt {
-                path: self.path.clone(),
-                detail: format!("block {} does not decode: {e}", self.block),
-            })?;
+        let insts: Vec<Inst> = postcard::from_bytes(&self.payload)
+            .map_err(|e| self.corrupt(format!("block {} does not decode: {e}", self.block)))?;
         if insts.len() != count {
-            return Err(StoredCircuitError::Corrupt {
-                path: self.path.clone(),
-                detail: format!(
-                    "block {} holds {} instructions, its header says {count}",
-                    self.block,
-                    insts.len()
-                ),
-            });
+            return Err(self.corrupt(format!(
+                "block {} holds {} instructions, its header says {count}",
+                self.block,
+                insts.len()
+            )));
         }
         out.extend_from_slice(&insts);
         self.block += 1;
@@ -217,9 +215,12 @@ impl InstFile {
         Ok(true)
     }
 
-    /// Every remaining instruction, with room reserved for `expected` of them.
-    pub(super) fn read_all(mut self, expected: usize) -> Result<Vec<Inst>, StoredCircuitError> {
-        let mut insts = Vec::with_capacity(expected);
+    /// Every remaining instruction of a circuit announced to have `instructions` of them
+    /// (room is reserved for at most [`RESERVE_MAX`] up front, so that a damaged count
+    /// cannot make it reserve gigabytes before the blocks are checked).
+    pub(super) fn read_all(mut self, instructions: u64) -> Result<Vec<Inst>, StoredCircuitError> {
+        let reserve = usize::try_from(instructions.min(RESERVE_MAX)).unwrap_or(0);
+        let mut insts = Vec::with_capacity(reserve);
         while self.read_block(&mut insts)? {}
         Ok(insts)
     }

@@ -474,8 +474,17 @@ mod tests {
         n: usize,
         auths: Vec<Auth>,
     ) -> Vec<Result<Sealed<MemoryTransport>, ChannelError>> {
+        establish_over(transports(n), auths).await
+    }
+
+    /// Seals every one of `transports` (endpoint i is the i-th) with its `auths`.
+    async fn establish_over<T: Transport>(
+        transports: Vec<T>,
+        auths: Vec<Auth>,
+    ) -> Vec<Result<Sealed<T>, ChannelError>> {
+        let n = transports.len();
         let tasks =
-            transports(n)
+            transports
                 .into_iter()
                 .zip(auths)
                 .enumerate()
@@ -655,24 +664,14 @@ mod tests {
     /// reuse and the peer waited out its whole timeout.
     #[tokio::test]
     async fn an_abort_follows_a_send_that_was_given_up() {
-        let tasks = transports(2)
+        let stalling = transports(2)
             .into_iter()
-            .enumerate()
-            .map(|(me, t)| async move {
-                let stalling = Stalling {
-                    inner: t,
-                    armed: std::sync::atomic::AtomicBool::new(false),
-                };
-                let params = SealParams {
-                    session: "test",
-                    me,
-                    peers: 2,
-                    parties: 2,
-                    timeout: Duration::from_secs(5),
-                };
-                Sealed::establish(stalling, &params, &secret("k")).await
-            });
-        let mut chans: Vec<_> = futures_util::future::join_all(tasks)
+            .map(|inner| Stalling {
+                inner,
+                armed: std::sync::atomic::AtomicBool::new(false),
+            })
+            .collect();
+        let mut chans: Vec<_> = establish_over(stalling, vec![secret("k"), secret("k")])
             .await
             .into_iter()
             .enumerate()

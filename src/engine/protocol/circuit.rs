@@ -88,6 +88,12 @@ impl InstSource for SliceSource<'_> {
     }
 }
 
+/// The error of a circuit whose input instructions are not all at its start (checked on
+/// the shape, on the stream and on a whole in-memory circuit).
+pub(crate) fn inputs_not_first() -> EngineError {
+    EngineError::Setup("the circuit must load all inputs before its first gate".into())
+}
+
 /// Checks a shape on its own: what `Circuit::validate` checks without the instructions.
 pub(crate) fn validate_shape(shape: &CircuitShape) -> Result<(), EngineError> {
     let invalid =
@@ -110,9 +116,7 @@ pub(crate) fn validate_shape(shape: &CircuitShape) -> Result<(), EngineError> {
     }
     let total = shape.total_inputs() as u64;
     if shape.instructions < total || total > shape.max_reg_count as u64 {
-        return Err(EngineError::Setup(
-            "the circuit must load all inputs before its first gate".into(),
-        ));
+        return Err(inputs_not_first());
     }
     Ok(())
 }
@@ -195,9 +199,7 @@ impl<'a> Instructions<'a> {
         }
         let is_input = matches!(inst.op, Op::Input(_));
         if is_input != (i < self.total_inputs) {
-            return Err(EngineError::Setup(
-                "the circuit must load all inputs before its first gate".into(),
-            ));
+            return Err(inputs_not_first());
         }
         match inst.op {
             Op::Input(Input { party, input }) => {

@@ -5,7 +5,7 @@
 
 use garble_lang::register_circuit::{Circuit, Op};
 
-use super::circuit::{CircuitShape, validate_shape};
+use super::circuit::{CircuitShape, inputs_not_first, validate_shape};
 use crate::engine::preprocess::SourceKind;
 use crate::engine::{EngineError, MAX_PARTIES};
 
@@ -223,9 +223,7 @@ pub(crate) fn validate_circuit(circuit: &Circuit) -> Result<(), EngineError> {
         .enumerate()
         .all(|(i, inst)| matches!(inst.op, Op::Input(_)) == (i < total));
     if !inputs_first || circuit.insts.len() < total {
-        return Err(EngineError::Setup(
-            "the circuit must load all inputs before its first gate".into(),
-        ));
+        return Err(inputs_not_first());
     }
     Ok(())
 }
