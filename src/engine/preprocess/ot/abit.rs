@@ -33,10 +33,13 @@ use crate::engine::share::Block;
 /// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
 pub const SACRIFICE: usize = 256;
 
-/// Rows per OT-extension message (a multiple of 128; 64 KiB of corrections at k = 4, small
-/// enough for the allocator to recycle the message buffers instead of mapping fresh pages
-/// each time).
-pub const CHUNK_ROWS: usize = 1 << 14;
+/// Rows per OT-extension message (a multiple of 128): 1 MiB of corrections per peer at
+/// k = 4, so a batch of 2 parties takes 4 exchanges instead of 52. Every exchange is a
+/// round trip in lock step plus two hand-offs to a preprocessing thread; with 2^14 rows
+/// they cost about a tenth of a 1M-AND run through the relay (measured: 3.7–3.9 s with
+/// 2^14, 3.3–3.6 s with 2^16, 3.3–3.5 s with 2^18, no faster with 2^20 at 25 MiB more
+/// per party). The scratch columns take 16 bytes per row (4 MiB).
+pub const CHUNK_ROWS: usize = 1 << 18;
 
 /// The check that a bad OT-extension message fails.
 pub const OT_CHECK: &str = "OT extension consistency check";
