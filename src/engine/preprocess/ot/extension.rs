@@ -38,7 +38,7 @@
 use rayon::prelude::*;
 
 use super::base::{KAPPA, PairSeeds};
-use super::common::{Ctx, read_block};
+use super::common::Ctx;
 use super::ggm::{self, K, LEAVES, TREES};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
@@ -92,11 +92,20 @@ fn fold(buf: &mut [Block], nb: usize, cols: &mut [Block]) {
     for col in cols.chunks_exact_mut(nb) {
         col.fill(0);
         for a in 0..n / 2 {
-            for (b, c) in col.iter_mut().enumerate() {
-                let even = buf[2 * a * nb + b];
-                let odd = buf[(2 * a + 1) * nb + b];
-                *c ^= odd;
-                buf[a * nb + b] = even ^ odd;
+            // Pair a (at 2a·nb) folds into slot a, which lies before it (or is its even
+            // half, for a = 0): split so that the loops run on slices without bounds checks.
+            let (front, pair) = buf.split_at_mut(2 * a * nb);
+            let (even, odd) = pair[..2 * nb].split_at_mut(nb);
+            let out = if a == 0 {
+                even
+            } else {
+                let out = &mut front[a * nb..(a + 1) * nb];
+                out.copy_from_slice(even);
+                out
+            };
+            for ((o, &x), c) in out.iter_mut().zip(odd.iter()).zip(col.iter_mut()) {
+                *c ^= x;
+                *o ^= x;
             }
         }
         n /= 2;
@@ -169,11 +178,14 @@ impl PairOt {
                     }
                     fold(scratch, nb, tree_cols);
                 });
+                let corrections = &c[16 * i * nb..16 * (i + 1) * nb];
                 for (j, col) in tree_cols.chunks_exact_mut(nb).enumerate() {
                     // All ones when bit ik+j of Δ is set: no branch on Δ.
                     let mask = 0u128.wrapping_sub((delta >> (i * K + j)) & 1);
-                    for (b, q) in col.iter_mut().enumerate() {
-                        *q ^= read_block(c, i * nb + b).unwrap_or(0) & mask;
+                    for (q, bytes) in col.iter_mut().zip(corrections.chunks_exact(16)) {
+                        let mut block = [0u8; 16];
+                        block.copy_from_slice(bytes);
+                        *q ^= Block::from_le_bytes(block) & mask;
                     }
                 }
             });
