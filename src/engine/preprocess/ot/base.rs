@@ -24,6 +24,16 @@
 //! Base Oblivious Transfers", Asiacrypt 2021). The base OTs run once per session, so we pay
 //! for fresh ones.
 //!
+//! **Encoding in batches.** Encoding a Ristretto255 element costs an inverse square root,
+//! about a sixth of a scalar multiplication, and an OT encodes seven. The encodings of
+//! *doubled* elements share one field inversion per batch (Ristretto's double-and-encode),
+//! so every element we encode is drawn as a double: the receiver's secret is a = 2·a', its
+//! r_{1−c} is 2·R', the sender's secrets are b_j = 2·b'_j, and the Diffie–Hellman values
+//! are 2·(a'·B_c) and 2·(b'_j·m_j). Each doubled value is exactly as uniform as the value
+//! it replaces (the group and the scalars have odd prime order, so doubling is a
+//! bijection), and every message and key is the one the steps above define, so peers that
+//! encode one by one agree with us. Only the receiver's r_c is encoded alone.
+//!
 //! **Why not Chou–Orlandi.** This module used to run the "simplest OT" of Chou and Orlandi
 //! (Latincrypt 2015), which reuses one sender value S across all OTs of a pair. Its UC proof
 //! has known gaps (Genç, Iovino and Rial, ePrint 2017/370, for a corrupt sender; Hauck and
@@ -136,12 +146,19 @@ impl Domain {
         RistrettoPoint::from_uniform_bytes(&wide)
     }
 
-    /// K(branch, transcript, shared) for OT l; `transcript` is (r_0, r_1, B_0, B_1).
-    fn key(&self, l: usize, branch: u8, transcript: [&[u8]; 2], shared: &RistrettoPoint) -> Key {
+    /// K(branch, transcript, shared) for OT l; `transcript` is (r_0, r_1, B_0, B_1) and
+    /// `shared` the encoding of the Diffie–Hellman value.
+    fn key(
+        &self,
+        l: usize,
+        branch: u8,
+        transcript: [&[u8]; 2],
+        shared: &CompressedRistretto,
+    ) -> Key {
         let mut h = self.hasher(K_CONTEXT, l, branch);
         h.update(transcript[0]);
         h.update(transcript[1]);
-        h.update(shared.compress().as_bytes());
+        h.update(shared.as_bytes());
         let mut out = [0u8; 16];
         out.copy_from_slice(&h.finalize().as_bytes()[..16]);
         out
@@ -197,8 +214,8 @@ fn decode_pair(msg: &[u8], l: usize, what: &str) -> Result<[RistrettoPoint; 2], 
 struct Receiver {
     dom: Domain,
     choices: Block,
-    /// a for every OT.
-    secrets: Vec<Scalar>,
+    /// a' = a/2 for every OT.
+    half_secrets: Vec<Scalar>,
     /// (r_0, r_1) for every OT, as sent.
     request: Bytes,
 }
@@ -206,13 +223,25 @@ struct Receiver {
 impl Receiver {
     /// Round 1: chooses with the bits of `choices`; `coins` holds two coins per OT.
     fn start(dom: Domain, choices: Block, coins: &[Coin]) -> Self {
-        // The OTs are independent: their group arithmetic runs on every core.
-        let per_ot: Vec<(Scalar, [u8; 32], [u8; 32])> = (0..KAPPA)
+        // a = 2·a' and r_{1−c} = 2·R' with a' and R' drawn from the coins: as uniform as a
+        // and r_{1−c} themselves (doubling is a bijection of a group of odd order), and the
+        // doubled points encode in one batch (see `double_and_encode`). The OTs are
+        // independent: their group arithmetic runs on every core.
+        let halves: Vec<(Scalar, RistrettoPoint)> = (0..KAPPA)
             .into_par_iter()
             .map(|l| {
-                let a = Scalar::from_bytes_mod_order_wide(&coins[2 * l]);
-                let other = RistrettoPoint::from_uniform_bytes(&coins[2 * l + 1]).compress();
+                let half_a = Scalar::from_bytes_mod_order_wide(&coins[2 * l]);
+                let half_other = RistrettoPoint::from_uniform_bytes(&coins[2 * l + 1]);
+                (half_a, half_other)
+            })
+            .collect();
+        let others = double_and_encode(halves.iter().map(|(_, p)| p));
+        let per_ot: Vec<([u8; 32], [u8; 32])> = (0..KAPPA)
+            .into_par_iter()
+            .map(|l| {
+                let other = &others[l];
                 let c = ((choices >> l) & 1) as u8;
+                let a = halves[l].0 + halves[l].0;
                 let chosen = (RistrettoPoint::mul_base(&a)
                     - dom.hash_to_group(l, c, other.as_bytes()))
                 .compress();
@@ -220,20 +249,18 @@ impl Receiver {
                 let bit = Choice::from(c);
                 let r0 = <[u8; 32]>::conditional_select(chosen.as_bytes(), other.as_bytes(), bit);
                 let r1 = <[u8; 32]>::conditional_select(other.as_bytes(), chosen.as_bytes(), bit);
-                (a, r0, r1)
+                (r0, r1)
             })
             .collect();
-        let mut secrets = Vec::with_capacity(KAPPA);
         let mut request = Vec::with_capacity(MESSAGE);
-        for (a, r0, r1) in per_ot {
+        for (r0, r1) in per_ot {
             request.extend_from_slice(&r0);
             request.extend_from_slice(&r1);
-            secrets.push(a);
         }
         Self {
             dom,
             choices,
-            secrets,
+            half_secrets: halves.into_iter().map(|(half_a, _)| half_a).collect(),
             request: Bytes::from(request),
         }
     }
@@ -246,17 +273,25 @@ impl Receiver {
         let pairs = (0..KAPPA)
             .map(|l| decode_pair(answer, l, "answer"))
             .collect::<Result<Vec<_>, _>>()?;
-        Ok(pairs
+        // a·B_c = 2·(a'·B_c), encoded in one batch.
+        let halves: Vec<RistrettoPoint> = pairs
             .par_iter()
             .enumerate()
             .map(|(l, [b0, b1])| {
+                let c = Choice::from(((self.choices >> l) & 1) as u8);
+                self.half_secrets[l] * RistrettoPoint::conditional_select(b0, b1, c)
+            })
+            .collect();
+        let shared = double_and_encode(&halves);
+        Ok((0..KAPPA)
+            .into_par_iter()
+            .map(|l| {
                 let c = ((self.choices >> l) & 1) as u8;
-                let b = RistrettoPoint::conditional_select(b0, b1, Choice::from(c));
                 let transcript = [
                     &self.request[l * PER_OT..(l + 1) * PER_OT],
                     &answer[l * PER_OT..(l + 1) * PER_OT],
                 ];
-                self.dom.key(l, c, transcript, &(self.secrets[l] * b))
+                self.dom.key(l, c, transcript, &shared[l])
             })
             .collect())
     }
@@ -269,20 +304,18 @@ struct Answered {
     msg: Bytes,
 }
 
-/// One OT's answer (B_0, B_1) as sent, and the sender's two Diffie–Hellman values.
-type OneAnswer = ([u8; 64], [RistrettoPoint; 2]);
-
 /// Round 2 at the sender: answers a request; `coins` holds two coins per OT.
 fn answer(dom: Domain, request: &[u8], coins: &[Coin]) -> Result<Answered, String> {
     expect_len(request, "request")?;
-    // The OTs are independent: their group arithmetic runs on every core. Every OT is
-    // checked, and the first bad one (in order) is reported, as a sequential pass would.
-    let per_ot: Vec<Result<OneAnswer, String>> = (0..KAPPA)
+    // b_j = 2·b'_j with b'_j from the coins (as uniform as b_j): B_j = 2·(b'_j·G) and the
+    // Diffie–Hellman value b_j·m_j = 2·(b'_j·m_j) both encode in one batch. The OTs are
+    // independent: their group arithmetic runs on every core. Every OT is checked, and the
+    // first bad one (in order) is reported, as a sequential pass would.
+    let per_ot: Vec<Result<[[RistrettoPoint; 2]; 2], String>> = (0..KAPPA)
         .into_par_iter()
         .map(|l| {
             let r = decode_pair(request, l, "request")?;
-            let mut msg = [0u8; 64];
-            let mut dh = [RistrettoPoint::default(); 2];
+            let mut halves = [[RistrettoPoint::default(); 2]; 2];
             for j in 0..2 {
                 let other = &request[l * PER_OT + (1 - j) * POINT..l * PER_OT + (2 - j) * POINT];
                 let m = r[j] + dom.hash_to_group(l, j as u8, other);
@@ -291,36 +324,49 @@ fn answer(dom: Domain, request: &[u8], coins: &[Coin]) -> Result<Answered, Strin
                         "its base-OT request makes key-agreement message {j} of OT {l} the identity"
                     ));
                 }
-                let b = Scalar::from_bytes_mod_order_wide(&coins[2 * l + j]);
-                msg[32 * j..32 * j + 32]
-                    .copy_from_slice(RistrettoPoint::mul_base(&b).compress().as_bytes());
-                dh[j] = b * m;
+                let half_b = Scalar::from_bytes_mod_order_wide(&coins[2 * l + j]);
+                halves[j] = [RistrettoPoint::mul_base(&half_b), half_b * m];
             }
-            Ok((msg, dh))
+            Ok(halves)
         })
         .collect();
+    let halves = per_ot.into_iter().collect::<Result<Vec<_>, _>>()?;
+    // Per OT: B_0, B_1, then the two Diffie–Hellman values.
+    let encoded = double_and_encode(
+        halves
+            .iter()
+            .flat_map(|[h0, h1]| [&h0[0], &h1[0], &h0[1], &h1[1]]),
+    );
     let mut answer = Vec::with_capacity(MESSAGE);
-    let mut shared = Vec::with_capacity(KAPPA);
-    for result in per_ot {
-        let (msg, dh) = result?;
-        answer.extend_from_slice(&msg);
-        shared.push(dh);
+    for per in encoded.chunks_exact(4) {
+        answer.extend_from_slice(per[0].as_bytes());
+        answer.extend_from_slice(per[1].as_bytes());
     }
-    let keys = shared
-        .par_iter()
-        .enumerate()
-        .map(|(l, dh)| {
+    let keys = (0..KAPPA)
+        .into_par_iter()
+        .map(|l| {
             let transcript = [
                 &request[l * PER_OT..(l + 1) * PER_OT],
                 &answer[l * PER_OT..(l + 1) * PER_OT],
             ];
-            [0u8, 1].map(|j| dom.key(l, j, transcript, &dh[j as usize]))
+            [0u8, 1].map(|j| dom.key(l, j, transcript, &encoded[4 * l + 2 + j as usize]))
         })
         .collect();
     Ok(Answered {
         keys,
         msg: Bytes::from(answer),
     })
+}
+
+/// The encodings of 2·P for every P, in order. Encoding a point needs an inverse square
+/// root; the encodings of doubled points can share one inversion for the whole batch
+/// (curve25519-dalek's `double_and_compress_batch`, constant time), which costs a tenth of
+/// encoding them one by one. Every doubled point here is drawn as 2·(a uniform element),
+/// which is itself uniform, so the protocol and its messages are exactly those above.
+fn double_and_encode<'a>(
+    points: impl IntoIterator<Item = &'a RistrettoPoint>,
+) -> Vec<CompressedRistretto> {
+    RistrettoPoint::double_and_compress_batch(points)
 }
 
 /// Runs the base OTs with every peer, in both directions, in two rounds. Returns the seeds in

@@ -170,9 +170,9 @@ fn unchosen_keys_look_independent() {
             &receiver.request[l * PER_OT..(l + 1) * PER_OT],
             &answer[l * PER_OT..(l + 1) * PER_OT],
         ];
-        let a = receiver.secrets[l];
+        let a = receiver.half_secrets[l] + receiver.half_secrets[l];
         for guess_point in [a * b0, a * b1] {
-            let guess = dom.key(l, 1 - c as u8, transcript, &guess_point);
+            let guess = dom.key(l, 1 - c as u8, transcript, &guess_point.compress());
             assert_ne!(guess, sent[l][1 - c], "OT {l}");
         }
         assert_eq!(chosen[l], sent[l][c]);
