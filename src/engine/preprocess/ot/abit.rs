@@ -33,14 +33,22 @@ use crate::engine::share::Block;
 /// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
 pub const SACRIFICE: usize = 256;
 
-/// Rows per OT-extension message (a multiple of 128): 4 MiB of corrections per peer at
-/// k = 4, so that a whole batch (at most about 850,000 rows) is one exchange. Every
-/// exchange is a round trip in lock step plus two hand-offs to a preprocessing thread;
-/// with 2^14 rows (52 exchanges per batch) they cost about a tenth of a 1M-AND run
-/// through the relay (measured, interleaved: 3.7–3.9 s with 2^14 rows, 3.3–3.5 s with
-/// 2^18, and 2^20 faster again in 3 of 4 pairs). The work inside a message goes
-/// [`TILE_ROWS`] at a time, so its scratch memory does not grow with it.
-pub const CHUNK_ROWS: usize = 1 << 20;
+/// Rows of all OT-extension messages of one exchange together (a multiple of 128): 4 MiB
+/// of corrections at k = 4, so that a whole batch (about 850,000 rows with 2 parties, fewer
+/// per peer with more) is one exchange. Every exchange is a round trip in lock step plus
+/// two hand-offs to a preprocessing thread; with 2^14 rows per message (52 exchanges per
+/// batch) they cost about a tenth of a 1M-AND run through the relay (measured,
+/// interleaved: 3.7–3.9 s with 2^14 rows, 3.3–3.5 s with 2^18, and 2^20 faster again in 3
+/// of 4 pairs). The work inside a message goes [`TILE_ROWS`] at a time, so its scratch
+/// memory does not grow with it.
+pub const EXCHANGE_ROWS: usize = 1 << 20;
+
+/// Rows per message with `m` peers: [`EXCHANGE_ROWS`] shared among the peers, so that the
+/// corrections in flight stay within a few MiB however many parties there are, but at
+/// least a tile.
+fn message_rows(m: usize) -> usize {
+    (EXCHANGE_ROWS / m.max(1)).max(TILE_ROWS) / 128 * 128
+}
 
 /// Rows expanded, folded and transposed at a time within a message: the leaf expansions
 /// of one tree (2^k · 2 KiB) and the columns of a tile (256 KiB) stay in cache, whereas a
@@ -121,7 +129,7 @@ pub async fn generate<C: Channel>(
     let delta = ctx.delta;
     let mut start = 0;
     while start < len {
-        let rows = CHUNK_ROWS.min(len - start);
+        let rows = message_rows(ctx.others.len()).min(len - start);
         let (back, msgs) = offload(move || {
             let msgs = st.mac_side(start, rows);
             (st, msgs)
@@ -360,5 +368,34 @@ impl Extension {
                 }
                 (xa ^ xb, ma, ka)
             })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::engine::MAX_PARTIES;
+
+    #[test]
+    fn an_exchange_holds_a_few_mib_of_corrections_whatever_the_party_count() {
+        // A 2-party batch (at most 2^18 leaky triples, three aBits each, plus the plain
+        // ones) is one message.
+        assert!(
+            message_rows(1)
+                >= 3 * crate::engine::preprocess::ot::MAX_BATCH_LEAKY + (1 << 16) + SACRIFICE
+        );
+        for m in 1..MAX_PARTIES {
+            let rows = message_rows(m);
+            assert_eq!(rows % 128, 0, "{m} peers");
+            assert!(rows >= TILE_ROWS, "{m} peers");
+            // All messages of an exchange: at most 4 MiB of corrections beyond one tile each.
+            let bytes = m * extension::message_len(rows);
+            assert!(
+                bytes
+                    <= extension::message_len(EXCHANGE_ROWS)
+                        .max(m * extension::message_len(TILE_ROWS)),
+                "{m} peers: {bytes} bytes"
+            );
+        }
     }
 }
