@@ -55,6 +55,14 @@ fn message_rows(m: usize) -> usize {
 /// whole message's would not. A message holds its tiles one after the other.
 const TILE_ROWS: usize = 1 << 14;
 
+/// The tiles of a message of `rows` rows (a multiple of 128), in the order both sides
+/// process them and the corrections stand in the message.
+fn tiles(rows: usize) -> impl Iterator<Item = std::ops::Range<usize>> {
+    (0..rows)
+        .step_by(TILE_ROWS)
+        .map(move |start| start..(start + TILE_ROWS).min(rows))
+}
+
 /// The check that a bad OT-extension message fails.
 pub const OT_CHECK: &str = "OT extension consistency check";
 
@@ -300,13 +308,12 @@ impl Extension {
             #[cfg(feature = "testing")]
             let x = flipped.as_deref().unwrap_or(x);
             let mut msg = Vec::with_capacity(extension::message_len(rows));
-            for tile in (0..rows).step_by(TILE_ROWS) {
-                let tile_rows = TILE_ROWS.min(rows - tile);
+            for tile in tiles(rows) {
                 pair.mac_chunk(
-                    &x[tile / 128..(tile + tile_rows) / 128],
+                    &x[tile.start / 128..tile.end / 128],
                     &mut self.cols,
                     &mut msg,
-                    &mut self.ab.macs[s][start + tile..start + tile + tile_rows],
+                    &mut self.ab.macs[s][start + tile.start..start + tile.end],
                 );
             }
             msgs.push(Bytes::from(msg));
@@ -318,15 +325,13 @@ impl Extension {
     /// tile by tile as [`Self::mac_side`] wrote them.
     fn key_side(&mut self, start: usize, rows: usize, delta: Block, received: &[Bytes]) {
         for (s, (pair, u)) in self.pairs.iter_mut().zip(received).enumerate() {
-            for tile in (0..rows).step_by(TILE_ROWS) {
-                let tile_rows = TILE_ROWS.min(rows - tile);
-                let at = extension::message_len(tile);
+            for tile in tiles(rows) {
                 pair.key_chunk(
                     delta,
-                    &u[at..at + extension::message_len(tile_rows)],
-                    tile_rows / 128,
+                    &u[extension::message_len(tile.start)..extension::message_len(tile.end)],
+                    tile.len() / 128,
                     &mut self.cols,
-                    &mut self.ab.keys[s][start + tile..start + tile + tile_rows],
+                    &mut self.ab.keys[s][start + tile.start..start + tile.end],
                 );
             }
         }

@@ -38,7 +38,7 @@
 use rayon::prelude::*;
 
 use super::base::{KAPPA, PairSeeds};
-use super::common::Ctx;
+use super::common::{Ctx, read_block};
 use super::ggm::{self, K, LEAVES, TREES};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
@@ -183,9 +183,7 @@ impl PairOt {
                     // All ones when bit ik+j of Δ is set: no branch on Δ.
                     let mask = 0u128.wrapping_sub((delta >> (i * K + j)) & 1);
                     for (q, bytes) in col.iter_mut().zip(corrections.chunks_exact(16)) {
-                        let mut block = [0u8; 16];
-                        block.copy_from_slice(bytes);
-                        *q ^= Block::from_le_bytes(block) & mask;
+                        *q ^= read_block(bytes, 0).unwrap_or(0) & mask;
                     }
                 }
             });
