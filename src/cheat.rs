@@ -27,6 +27,14 @@ pub enum Cheat {
         /// The preprocessing batch.
         batch: u64,
     },
+    /// Two-party garbling: the garbler adds its global key Δ to G_0 of AND gate `gate`. The
+    /// evaluator then gets the label of Λ_γ ⊕ Λ_α, consistent with the masked value it
+    /// derives from it, so the garbler's own masked AND output check passes and only the
+    /// evaluator's AND gate check can notice (when Λ_α = 1, i.e. with probability 1/2).
+    HalfGateOffset {
+        /// The AND gate (global number, in circuit order).
+        gate: u64,
+    },
 }
 
 /// A channel that makes its endpoint deviate as its [`Cheat`] says (test only).

@@ -87,11 +87,16 @@ pub enum Phase {
     Constants = 19,
     /// An output party's notice to a party that does not learn the result: it has it.
     OutputDone = 20,
+    /// Two parties: the evaluator's masked AND outputs of a chunk and a digest of their
+    /// labels, for the garbler's part of the AND gate check.
+    MaskedAndOutputs = 21,
+    /// Two parties: the garbler's digest of its AND gate check values, for the evaluator.
+    GateCheck = 22,
 }
 
 impl Phase {
     /// Every phase, for decoding tags and for tests that tamper with each phase in turn.
-    pub const ALL: [Phase; 20] = [
+    pub const ALL: [Phase; 22] = [
         Phase::Handshake,
         Phase::DealerRequest,
         Phase::DealerMaterial,
@@ -112,6 +117,8 @@ impl Phase {
         Phase::KeyExchange,
         Phase::Constants,
         Phase::OutputDone,
+        Phase::MaskedAndOutputs,
+        Phase::GateCheck,
     ];
 
     /// The human-readable name used in logs, progress and errors.
@@ -137,6 +144,8 @@ impl Phase {
             Phase::KeyExchange => "key exchange",
             Phase::Constants => "party constants",
             Phase::OutputDone => "output notice",
+            Phase::MaskedAndOutputs => "masked AND outputs",
+            Phase::GateCheck => "AND gate check",
         }
     }
 

@@ -6,6 +6,10 @@
 //! `TCCR(L_α, t(g,i,u,v,k,0)) ⊕ TCCR(L_β, t(g,i,u,v,k,1))`: every (gate, garbler, row,
 //! block, side) has its own tweak, so no two pads of a run share an input, and an evaluator
 //! that knows one label of each input learns nothing about the other three rows.
+//!
+//! Two parties garble with half gates instead ([`RowHasher::half_gate_hashes`]): H(L, g, side)
+//! = `TCCR(L, t'(g, side))`, where the tweak t' has bit 3 set, which no row tweak has, so the
+//! two garblings never hash the same input.
 
 use super::PARTY_BITS;
 use super::aes::{Aes, sigma};
@@ -34,6 +38,14 @@ fn tweak(g: u64, garbler: usize, u: usize, v: usize, k: usize, side: usize) -> B
         | ((side as u128) << 2)
         | ((u as u128) << 1)
         | v as u128
+}
+
+/// The tweak of the half-gate hash of AND gate `g`'s input `side` (0 for α, 1 for β): g in
+/// the high 64 bits, bit 3 set (no row tweak has it), side in bit 0.
+#[inline]
+fn half_gate_tweak(g: u64, side: usize) -> Block {
+    debug_assert!(side < 2);
+    ((g as u128) << 64) | (1 << 3) | side as u128
 }
 
 /// One row to pad: the two input labels and the row's coordinates.
@@ -67,6 +79,22 @@ impl Default for RowHasher {
 }
 
 impl RowHasher {
+    /// Replaces every `labels[i]` by its half-gate hash H(labels[i], g, side), where
+    /// `(g, side) = at(i)`, in one AES call (batches of many gates keep AES-NI busy; a call
+    /// for a few blocks costs its set-up several times over).
+    pub fn half_gate_hashes(&mut self, labels: &mut [Block], at: impl Fn(usize) -> (u64, usize)) {
+        self.sigmas.clear();
+        self.sigmas.extend(labels.iter().map(|&l| sigma(l)));
+        for (i, (l, s)) in labels.iter_mut().zip(&self.sigmas).enumerate() {
+            let (g, side) = at(i);
+            *l = s ^ half_gate_tweak(g, side);
+        }
+        self.cipher.encrypt(labels);
+        for (l, s) in labels.iter_mut().zip(&self.sigmas) {
+            *l ^= s;
+        }
+    }
+
     /// A hasher with the fixed key.
     pub fn new() -> Self {
         Self {
@@ -141,6 +169,31 @@ mod tests {
         let mut again = vec![0; 3];
         h.pads(&[base], 3, &mut again);
         assert_eq!(&again[..], &out[..3]);
+    }
+
+    #[test]
+    fn half_gate_hashes_never_share_an_input_with_row_pads() {
+        let mut h = RowHasher::new();
+        let mut x = [5, 5, 5, 5, 6];
+        h.half_gate_hashes(&mut x, |i| ([9, 9, 9, 10, 9][i], [0, 1, 0, 0, 0][i]));
+        let [a0, a1, b0, other, label] = x;
+        assert_ne!(a0, a1, "the side is part of the tweak");
+        assert_eq!(a0, b0, "the same label, gate and side hash alike");
+        assert_ne!(a0, other, "the gate is part of the tweak");
+        assert_ne!(a0, label, "the label is hashed");
+        for g in [0u64, 9, u64::MAX] {
+            for garbler in [0usize, 1, 255] {
+                for (u, v) in [(0, 0), (0, 1), (1, 0), (1, 1)] {
+                    for k in [0usize, 1, 255] {
+                        for side in [0, 1] {
+                            let row = tweak(g, garbler, u, v, k, side);
+                            assert_ne!(row, half_gate_tweak(g, 0));
+                            assert_ne!(row, half_gate_tweak(g, 1));
+                        }
+                    }
+                }
+            }
+        }
     }
 
     #[test]

@@ -12,8 +12,10 @@ use garble_lang::register_circuit::{And, Circuit, Input, Inst, Op, Reg, Xor};
 use mpc::channel::memory::{MemoryTransport, memory_channels};
 use mpc::channel::tamper::{Tamper, TamperPlan};
 use mpc::channel::{Framed, Phase};
+use mpc::cheat::{Cheat, Cheating};
 use mpc::local::{LocalOptions, run_local_each};
 use mpc::program::Program;
+use mpc::program::random::{circuit_from_seed, inputs_from_seed};
 use verdict::{Blame, End, Verdict, assert_detected, ends, judge};
 
 const NEVER: usize = usize::MAX;
@@ -55,8 +57,9 @@ impl Session {
     }
 }
 
-/// Every endpoint's channel: two tamper layers, so that a cheater can alter two messages.
-type Chan = Tamper<Tamper<Framed<MemoryTransport>>>;
+/// Every endpoint's channel: two tamper layers, so that a cheater can alter two messages,
+/// under a layer through which it may deviate inside the engine.
+type Chan = Cheating<Tamper<Tamper<Framed<MemoryTransport>>>>;
 
 /// One run: how every endpoint ended, and whether the cheater's first tamper plan fired.
 struct Run {
@@ -90,27 +93,47 @@ fn run_session(
     cheater: usize,
     plans: &[TamperPlan],
 ) -> Run {
-    assert!(!plans.is_empty() && plans.len() <= 2);
+    run_cheating(rt, session, chunk_ands, cheater, plans, None)
+}
+
+/// [`run_session`], and the cheater deviates inside the engine as `cheat` says (an
+/// engine-level cheat needs no tamper plan: with `plans` empty nothing is altered on the
+/// wire).
+fn run_cheating(
+    rt: &tokio::runtime::Runtime,
+    session: &Session,
+    chunk_ands: usize,
+    cheater: usize,
+    plans: &[TamperPlan],
+    cheat: Option<Cheat>,
+) -> Run {
+    assert!(plans.len() <= 2 && (!plans.is_empty() || cheat.is_some()));
+    let inert = TamperPlan {
+        phase: Phase::Handshake,
+        to: None,
+        nth: NEVER,
+        bit: 0,
+    };
     let n = session.inputs.len();
     let opts = LocalOptions {
         chunk_ands,
         timeout: Duration::from_secs(20),
         ..LocalOptions::default()
     };
-    let inert = TamperPlan {
-        nth: NEVER,
-        ..plans[0]
-    };
     let mut channels: Vec<Chan> = memory_channels(n + 1, n, opts.timeout)
         .into_iter()
         .enumerate()
         .map(|(i, ch)| {
-            let (p0, p1) = if i == cheater {
-                (plans[0], plans.get(1).copied().unwrap_or(inert))
+            let (p0, p1, c) = if i == cheater {
+                (
+                    plans.first().copied().unwrap_or(inert),
+                    plans.get(1).copied().unwrap_or(inert),
+                    cheat,
+                )
             } else {
-                (inert, inert)
+                (inert, inert, None)
             };
-            Tamper::new(Tamper::new(ch, p0), p1)
+            Cheating::new(Tamper::new(Tamper::new(ch, p0), p1), c)
         })
         .collect();
     let dealer = channels.pop();
@@ -128,7 +151,8 @@ fn run_session(
         .nth(cheater)
         .expect("the cheater is an endpoint");
     // The first plan must fire; a later one may come after the abort that the first causes.
-    let fired = cheating.inner().fired();
+    // An engine-level cheat always happens.
+    let fired = plans.is_empty() || cheating.inner().inner().fired();
     Run {
         ends: ends(results, dealt, true),
         parties: n,
@@ -402,24 +426,28 @@ fn masked_inputs_only_the_consistency_check_sees() {
     }
 }
 
-/// Selective failure: garbler 1 corrupts one garbled row of the only AND gate `x0 ∧ x1`
-/// (its MAC towards the evaluator, which also flips its share bit). The evaluator decrypts
-/// row (x0 ⊕ λ0, x1 ⊕ λ1); the masks are uniform and the garbler knows only its shares, so
-/// the run aborts with probability exactly 1/4, whatever the evaluator's input x0. Every run
-/// must abort (garbled row MAC check, found by the evaluator) or be correct, and the abort
-/// counts A_0, A_1 over N runs with x0 = 0 and x0 = 1 must not reveal x0.
+/// Selective failure: garbler 1 adds its Δ to G_0 of the only AND gate `x0 ∧ x1`
+/// ([`Cheat::HalfGateOffset`]), so the evaluator derives the masked output Λ_γ ⊕ Λ_α with
+/// the label that matches it: the garbler's masked AND output check passes, and when
+/// Λ_α = 1 only the evaluator's AND gate check stands between it and a wrong output (x1 = 0,
+/// so the output is 0, and the offset would flip it). Λ_α = x0 ⊕ λ_α with λ_α uniform and
+/// the evaluator's share of it secret, so the run aborts with probability exactly 1/2,
+/// whatever x0. Every run must abort (AND gate check, found by the evaluator) or be
+/// correct, and the abort counts A_0, A_1 over N runs with x0 = 0 and x0 = 1 must not
+/// reveal x0.
 ///
-/// Bounds (N = 1000 runs per input; A_x ~ Binomial(1000, 1/4) for a correct implementation;
+/// Bounds (N = 1000 runs per input; A_x ~ Binomial(1000, 1/2) for a correct implementation;
 /// tails summed exactly over the binomial distributions):
-/// - P(|A_0 − A_1| > 110) = Σ_{|d| > 110} Σ_i P(A = i)·P(A = i − d) ≈ 1.1e-8;
-/// - P(|A_x − 250| > 80) ≈ 6.3e-9 for each x.
+/// - P(|A_0 − A_1| > 130) = Σ_{|d| > 130} Σ_i P(A = i)·P(A = i − d) ≈ 5.1e-9;
+/// - P(|A_x − 500| > 90) ≈ 9.5e-9 for each x.
 ///
-/// So a correct implementation fails with probability below 3e-8 (union bound), and abort
-/// rates that differ by 0.15 between the inputs are caught with probability ≈ 0.98 (the
-/// difference of the counts has mean 150 and standard deviation below 20). Were the masks
-/// known to the garbler (say λ = 0, unmasked inputs), row (0, 0) would be the one the
-/// evaluator decrypts exactly when x0 = 0 (x1 = 0 here): every run with x0 = 0 would abort
-/// and none with x0 = 1, A_0 − A_1 = 1000, far outside both bounds.
+/// So a correct implementation fails with probability below 2.5e-8 (union bound), and abort
+/// rates that differ by 0.15 between the inputs are caught with probability ≈ 0.8 (the
+/// difference of the counts has mean 150 and standard deviation about 22). Were the mask
+/// known to the garbler (λ_α = 0, an unmasked input), Λ_α would be x0: every run with
+/// x0 = 1 would abort and none with x0 = 0, A_1 − A_0 = 1000, far outside both bounds.
+/// Without the AND gate check, every run with Λ_α = 1 gives the evaluator a wrong output,
+/// which the judge rejects.
 #[test]
 fn selective_failure_does_not_depend_on_the_input() {
     const N: usize = 1000;
@@ -438,21 +466,15 @@ fn selective_failure_does_not_depend_on_the_input() {
         and_ops: 1,
     };
     let rt = tokio::runtime::Runtime::new().expect("runtime");
-    // With n = 2 every row is 2 blocks: the MAC towards the evaluator, then the label.
-    // Corrupt row (u, v) = (0, 0), bit 0: the lsb of the MAC is the share bit.
-    let corrupt = plan(Phase::GarbledRows, Some(0), 0, 0);
+    let cheat = Cheat::HalfGateOffset { gate: 0 };
     let mut aborts = [0usize; 2];
     for (x0, count) in aborts.iter_mut().enumerate() {
         let session = Session::circuit(circuit.clone(), vec![vec![x0 == 1], vec![false]]);
         for _ in 0..N {
-            let run = run_session(&rt, &session, 64, 1, &[corrupt]);
-            let v = run.judge(
-                &session.expected,
-                &["garbled row MAC check"],
-                &Blame::only(1),
-            );
+            let run = run_cheating(&rt, &session, 64, 1, &[], Some(cheat));
+            let v = run.judge(&session.expected, &["AND gate check"], &Blame::only(1));
             if v.caught() {
-                assert_eq!(v.detectors, [0], "the evaluator decrypts the rows");
+                assert_eq!(v.detectors, [0], "the evaluator runs the AND gate check");
                 *count += 1;
             } else {
                 assert_eq!(
@@ -466,13 +488,115 @@ fn selective_failure_does_not_depend_on_the_input() {
     let [a0, a1] = aborts;
     println!("aborts: {a0} of {N} runs with x0 = 0, {a1} with x0 = 1");
     assert!(
-        a0.abs_diff(a1) <= 110,
+        a0.abs_diff(a1) <= 130,
         "abort counts depend on the honest input: {a0} of {N} runs with x0 = 0, {a1} with x0 = 1"
     );
     for a in aborts {
         assert!(
-            a.abs_diff(N / 4) <= 80,
-            "abort count {a} of {N} is far from N/4 (counts {aborts:?})"
+            a.abs_diff(N / 2) <= 90,
+            "abort count {a} of {N} is far from N/2 (counts {aborts:?})"
         );
     }
+}
+
+/// A two-party session: a random circuit of about 300 instructions (several chunks of 64
+/// AND gates), with the dealer.
+fn two_party_session() -> Session {
+    let circuit = circuit_from_seed(41, 2, 300);
+    let inputs = inputs_from_seed(&circuit, 41);
+    Session::circuit(circuit, inputs)
+}
+
+/// The garbler's Δ offset on G_0 of gates across several chunks: whenever it matters
+/// (Λ_α = 1) the evaluator's AND gate check catches it, blaming the garbler; otherwise the
+/// output is right. Over the gates tried, at least one must be caught.
+#[test]
+fn half_gate_offsets_are_caught_by_the_and_gate_check() {
+    let session = two_party_session();
+    assert!(
+        session.circuit.and_ops > 64,
+        "the session spans several chunks"
+    );
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let mut caught = 0;
+    let gates = session.circuit.and_ops as u64;
+    for gate in [0, 1, 5, 63, 64, 65, gates / 2, gates - 1] {
+        let cheat = Cheat::HalfGateOffset { gate };
+        let run = run_cheating(&rt, &session, 64, 1, &[], Some(cheat));
+        let v = run.judge(&session.expected, &["AND gate check"], &Blame::only(1));
+        if v.caught() {
+            assert_eq!(v.detectors, [0], "the evaluator runs the AND gate check");
+            caught += 1;
+        }
+    }
+    assert!(caught > 0, "no offset gate was ever caught");
+}
+
+/// Bits of the garbler's half gates flipped on the wire (G_0, G_1 and the bit d of a gate):
+/// the evaluator's labels or masked values go wrong, which the garbler's own masked AND
+/// output check or the evaluator's AND gate check stops; never a wrong result. A flipped d
+/// always changes the masked value, so that run must abort.
+#[test]
+fn flipped_half_gate_bits_never_give_a_wrong_result() {
+    let session = two_party_session();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    // The first chunk has 64 gates: G_0, G_1 (256 bits per gate), then the d bits.
+    let d_bits = 64 * 256;
+    for bit in [0, 5, 128, 130, 256 * 7 + 1, d_bits, d_bits + 9] {
+        let run = run_session(
+            &rt,
+            &session,
+            64,
+            1,
+            &[plan(Phase::GarbledRows, Some(0), 0, bit)],
+        );
+        let v = run.judge(
+            &session.expected,
+            &["AND gate check", "output label check"],
+            &Blame::only(1),
+        );
+        if bit >= d_bits {
+            assert!(
+                !v.correct.contains(&0),
+                "a flipped d bit (bit {bit}) must stop the evaluator: {v:?}"
+            );
+        }
+    }
+}
+
+/// The evaluator (party 0) flips one of its masked AND outputs to the garbler. Were the
+/// garbler to use it, its check values would become functions of its shares of other wire
+/// masks, which the evaluator could test against the garbler's digest; the garbler's masked
+/// AND output check (labels against claimed values) stops it first, blaming the evaluator.
+#[test]
+fn masked_and_outputs_are_checked_by_the_garbler() {
+    let session = two_party_session();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    for (nth, bit) in [(0, 0), (0, 13), (1, 2)] {
+        let run = run_session(
+            &rt,
+            &session,
+            64,
+            0,
+            &[plan(Phase::MaskedAndOutputs, Some(1), nth, bit)],
+        );
+        let v = assert_caught(&run, &session.expected, &["masked AND output check"]);
+        assert_eq!(v.detectors, [1], "the garbler checks the masked outputs");
+    }
+}
+
+/// The garbler's digest of its check values, altered: the evaluator's AND gate check fails.
+#[test]
+fn gate_check_digest() {
+    let session = two_party_session();
+    let rt = tokio::runtime::Runtime::new().expect("runtime");
+    let run = run_session(
+        &rt,
+        &session,
+        64,
+        1,
+        &[plan(Phase::GateCheck, Some(0), 0, 77)],
+    );
+    let v = assert_caught(&run, &session.expected, &["AND gate check"]);
+    assert_eq!(v.detectors, [0]);
 }

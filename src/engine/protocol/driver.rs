@@ -198,6 +198,12 @@ async fn online<C: Channel, S: Source>(
         if chunk.is_empty() {
             break;
         }
+        // Garbler with half gates: the evaluator's masked AND outputs of chunks it has
+        // evaluated come, on the ordered channel, before its messages of this chunk.
+        while st.masked_outputs_due() {
+            let msg = ch.recv(cfg.evaluator, Phase::MaskedAndOutputs).await?;
+            st.take_masked_outputs(&msg)?;
+        }
         // The evaluator takes the garblers' rows of the previous chunk before it takes new
         // material: a source that talks to the other parties (OT preprocessing) sends
         // after those rows on the same ordered channels.
@@ -216,7 +222,7 @@ async fn online<C: Channel, S: Source>(
             .await?;
         }
         if let Some(chunk) = pending.take() {
-            st.evaluate(chunk, &rows)?;
+            evaluate(ch, &mut st, chunk, &rows).await?;
         }
         let shares = if gates > 0 {
             let received =
@@ -227,9 +233,10 @@ async fn online<C: Channel, S: Source>(
             AuthBits::new(others.len())
         };
         if st.is_evaluator() {
-            pending = Some(st.pending(std::mem::take(&mut chunk), shares));
-        } else if gates > 0 {
-            let rows = st.garble(&data, &shares);
+            pending = Some(st.pending(std::mem::take(&mut chunk), gates, shares));
+        } else if let Some(rows) = st.garble(std::mem::take(&mut chunk), &data, &shares) {
+            #[cfg(feature = "testing")]
+            let rows = st.offset_half_gate(ch.cheat(), gates, rows);
             ch.send(cfg.evaluator, Phase::GarbledRows, rows).await?;
         }
         st.chunk_done(gates);
@@ -237,7 +244,10 @@ async fn online<C: Channel, S: Source>(
     }
     if let Some(chunk) = pending.take() {
         let rows = garbled_rows(ch, &st, &others, chunk.gates()).await?;
-        st.evaluate(chunk, &rows)?;
+        evaluate(ch, &mut st, chunk, &rows).await?;
+    }
+    if st.uses_half_gates() {
+        gate_check(ch, &mut st, cfg).await?;
     }
     progress.finish();
     stats.record("garbling and evaluating", t.elapsed());
@@ -248,6 +258,44 @@ async fn online<C: Channel, S: Source>(
     progress.finish();
     stats.record("output", t.elapsed());
     Ok(out)
+}
+
+/// Evaluator: evaluates a chunk and sends the garbler what the state returns for it (with
+/// half gates, the chunk's masked AND outputs).
+async fn evaluate<C: Channel>(
+    ch: &C,
+    st: &mut Online<'_>,
+    chunk: PendingChunk,
+    rows: &[Bytes],
+) -> Result<(), EngineError> {
+    if let Some(msg) = st.evaluate(chunk, rows)? {
+        let garbler = st.others()[0];
+        ch.send(garbler, Phase::MaskedAndOutputs, msg).await?;
+    }
+    Ok(())
+}
+
+/// Half gates, after the last chunk: the garbler takes the remaining masked AND outputs and
+/// sends the digest of its check values; the evaluator compares it with its own before
+/// anything of the output is sent.
+async fn gate_check<C: Channel>(
+    ch: &C,
+    st: &mut Online<'_>,
+    cfg: &PartyConfig,
+) -> Result<(), EngineError> {
+    if st.is_evaluator() {
+        let garbler = st.others()[0];
+        let digest = ch.recv(garbler, Phase::GateCheck).await?;
+        st.verify_gate_check(&digest)
+    } else {
+        while st.masked_outputs_waiting() {
+            let msg = ch.recv(cfg.evaluator, Phase::MaskedAndOutputs).await?;
+            st.take_masked_outputs(&msg)?;
+        }
+        ch.send(cfg.evaluator, Phase::GateCheck, st.gate_check())
+            .await?;
+        Ok(())
+    }
 }
 
 /// Evaluator: every garbler's rows for a chunk of `gates` AND gates, their sizes checked.

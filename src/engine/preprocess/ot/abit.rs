@@ -264,7 +264,10 @@ fn equivocation<C: Channel>(ctx: &Ctx<'_, C>, len: usize) -> Option<(usize, usiz
         towards,
         row,
         batch,
-    } = *ctx.ch.cheat()?;
+    } = *ctx.ch.cheat()?
+    else {
+        return None;
+    };
     let slot = ctx.others.iter().position(|&j| j == towards)?;
     (batch == ctx.batch && row < len).then_some((slot, row))
 }

@@ -1,6 +1,7 @@
 //! One chunk of gates before it is garbled: pass A (masks and labels of every register,
 //! what each AND gate needs later) and the batched Beaver opening of d = λ_α ⊕ a and
-//! f = λ_β ⊕ b, which gives every party its shares of the four rows of every AND gate.
+//! f = λ_β ⊕ b, which gives every party its shares of the four rows of every AND gate
+//! (with half gates, of λ_α ∧ λ_β ⊕ λ_γ, λ_α and λ_β).
 //!
 //! Chunking of the Beaver opening: the d, f values of each chunk are opened in one batch
 //! before that chunk is garbled. The number of rounds grows with the number of chunks (a
@@ -24,7 +25,8 @@ pub(crate) struct ChunkData {
     pub(super) lam: AuthBits,
     /// a, b, c, λ_γ of each gate.
     pub(super) mat: AuthBits,
-    /// Garbler: L_α, L_β, L_γ zero-labels of each gate.
+    /// Garbler with four rows: L_α, L_β, L_γ zero-labels of each gate (half gates make
+    /// the labels as they garble).
     pub(super) labels: Vec<Block>,
 }
 
@@ -47,9 +49,12 @@ impl Online<'_> {
         };
         data.lam.bits.reserve(2 * gates);
         data.lam.mk.reserve(2 * gates * w);
-        let mut fresh = vec![0; if self.is_eval { 0 } else { gates }];
+        // Half gates derive the labels of AND outputs from the hashes, so the garbler
+        // propagates labels while it garbles, not here.
+        let rows = !self.is_eval && !self.half_gates;
+        let mut fresh = vec![0; if rows { gates } else { 0 }];
         self.prg.fill(&mut fresh);
-        if !self.is_eval {
+        if rows {
             data.labels.reserve(3 * gates);
         }
 
@@ -64,7 +69,7 @@ impl Online<'_> {
                     for x in 0..w {
                         self.mk[o * w + x] = self.mk[a * w + x] ^ self.mk[b * w + x];
                     }
-                    if !self.is_eval {
+                    if rows {
                         self.labels[o] = self.labels[a] ^ self.labels[b];
                     }
                 }
@@ -74,7 +79,7 @@ impl Online<'_> {
                     if o != a {
                         self.mk.copy_within(a * w..a * w + w, o * w);
                     }
-                    if !self.is_eval {
+                    if rows {
                         self.labels[o] = self.labels[a] ^ self.delta;
                     }
                 }
@@ -87,7 +92,7 @@ impl Online<'_> {
                     let item = t * ITEMS_PER_AND + 3;
                     self.bits[o] = data.mat.bits[item];
                     self.mk[o * w..o * w + w].copy_from_slice(data.mat.mk(item));
-                    if !self.is_eval {
+                    if rows {
                         data.labels.push(self.labels[a]);
                         data.labels.push(self.labels[b]);
                         data.labels.push(fresh[t]);
@@ -185,13 +190,15 @@ impl Online<'_> {
         Ok((d, f))
     }
 
-    /// This party's shares of r_{u,v} = ((λ_α ⊕ u) ∧ (λ_β ⊕ v)) ⊕ λ_γ for the four rows of
-    /// every gate of the chunk (row index 2u + v).
+    /// This party's shares of what garbling every gate of the chunk takes. Four rows: of
+    /// r_{u,v} = ((λ_α ⊕ u) ∧ (λ_β ⊕ v)) ⊕ λ_γ for the four rows (row index 2u + v). Half
+    /// gates: of r_{0,0} = (λ_α ∧ λ_β) ⊕ λ_γ, λ_α and λ_β, in that order.
     pub(crate) fn and_shares(&self, data: &ChunkData, d: &[bool], f: &[bool]) -> AuthBits {
         let w = self.w;
         let mut out = AuthBits::new(self.m());
-        out.bits.reserve(4 * data.gates);
-        out.mk.reserve(4 * data.gates * w);
+        let per_gate = if self.half_gates { 3 } else { 4 };
+        out.bits.reserve(per_gate * data.gates);
+        out.mk.reserve(per_gate * data.gates * w);
         let mut base = vec![0; w];
         for t in 0..data.gates {
             let item = |k: usize| t * ITEMS_PER_AND + k;
@@ -223,6 +230,14 @@ impl Online<'_> {
             }
             if d[t] & f[t] {
                 self.add_one(&mut bit, &mut base);
+            }
+            if self.half_gates {
+                out.mk.extend_from_slice(&base);
+                out.mk.extend_from_slice(la);
+                out.mk.extend_from_slice(lb);
+                out.bits
+                    .extend_from_slice(&[bit, data.lam.bits[2 * t], data.lam.bits[2 * t + 1]]);
+                continue;
             }
             let (ba, bb) = (data.lam.bits[2 * t], data.lam.bits[2 * t + 1]);
             let first = out.mk.len();

@@ -1,5 +1,6 @@
 //! Evaluator: checks the size of the garblers' rows for a chunk, then evaluates the chunk's
-//! gates with them, checking every decrypted row against its IT-MAC.
+//! gates with them, checking every decrypted row against its IT-MAC (three or more
+//! parties; two use [`super::half_gates`]).
 
 use bytes::Bytes;
 use garble_lang::register_circuit::{And, Inst, Not, Op, Xor};
@@ -15,28 +16,31 @@ use crate::engine::share::{AuthBits, Slots, block_at};
 /// arrived (while the garblers garble the next one).
 pub(crate) struct PendingChunk {
     /// Its instructions.
-    insts: Vec<Inst>,
-    /// This party's shares of the four rows of every AND gate.
-    shares: AuthBits,
+    pub(super) insts: Vec<Inst>,
+    /// This party's shares for garbling every AND gate ([`Online::and_shares`]).
+    pub(super) shares: AuthBits,
     /// Global number of its first AND gate.
-    base: u64,
+    pub(super) base: u64,
+    /// Its number of AND gates.
+    pub(super) gates: usize,
 }
 
 impl PendingChunk {
     /// Its number of AND gates.
     pub(crate) fn gates(&self) -> usize {
-        self.shares.len() / 4
+        self.gates
     }
 }
 
 impl Online<'_> {
     /// Evaluator: keeps the chunk of instructions `insts` and its row shares until its rows
     /// arrive.
-    pub(crate) fn pending(&self, insts: Vec<Inst>, shares: AuthBits) -> PendingChunk {
+    pub(crate) fn pending(&self, insts: Vec<Inst>, gates: usize, shares: AuthBits) -> PendingChunk {
         PendingChunk {
             insts,
             shares,
             base: self.gates_done,
+            gates,
         }
     }
 
@@ -44,14 +48,18 @@ impl Online<'_> {
     /// [`Online::others`]) for a chunk of `gates` AND gates.
     pub(crate) fn check_rows(&self, gates: usize, rows: &[Bytes]) -> Result<(), EngineError> {
         let n = self.cfg.parties;
+        let expected = if self.half_gates {
+            super::half_gates::message_len(gates)
+        } else {
+            gates * 4 * n * 16
+        };
         for (i, msg) in self.slots.others().zip(rows) {
-            if msg.len() != gates * 4 * n * 16 {
+            if msg.len() != expected {
                 return Err(self.malformed(
                     i,
                     Phase::GarbledRows,
                     format!(
-                        "expected {} bytes for {gates} gates, got {}",
-                        gates * 4 * n * 16,
+                        "expected {expected} bytes for {gates} gates, got {}",
                         msg.len()
                     ),
                 ));
@@ -60,12 +68,25 @@ impl Online<'_> {
         Ok(())
     }
 
-    /// Evaluator: evaluates a chunk's gates with every garbler's rows for it.
+    /// Evaluator: evaluates a chunk's gates with every garbler's garbled gates for it
+    /// (none for a chunk without AND gates). With half gates, returns the message for the
+    /// garbler's part of the end check.
     pub(crate) fn evaluate(
         &mut self,
         chunk: PendingChunk,
         rows: &[Bytes],
-    ) -> Result<(), EngineError> {
+    ) -> Result<Option<Bytes>, EngineError> {
+        if self.half_gates {
+            let msg = rows.first().map_or(&[][..], |r| &r[..]);
+            return self.evaluate_half(chunk, msg).map(Some);
+        }
+        self.evaluate_rows(chunk, rows)?;
+        Ok(None)
+    }
+
+    /// Evaluator with four rows per gate: evaluates a chunk, checking every decrypted row
+    /// against its IT-MAC.
+    fn evaluate_rows(&mut self, chunk: PendingChunk, rows: &[Bytes]) -> Result<(), EngineError> {
         let insts = &chunk.insts;
         let (shares, base) = (&chunk.shares, chunk.base);
         let (m, w, n) = (self.m(), self.w, self.cfg.parties);

@@ -1,7 +1,8 @@
 //! Garbler: the four rows of every AND gate of a chunk, encrypted under the gate's input
-//! labels, for the evaluator.
+//! labels, for the evaluator (three or more parties; two use [`super::half_gates`]).
 
 use bytes::Bytes;
+use garble_lang::register_circuit::Inst;
 use rayon::prelude::*;
 
 use super::Online;
@@ -86,10 +87,25 @@ impl RowContext {
 }
 
 impl Online<'_> {
-    /// Garbler: encrypts the four rows of every gate of the chunk, the message to the
-    /// evaluator. A large chunk is garbled in pieces on every core, each writing its part of
-    /// the message in place.
-    pub(crate) fn garble(&mut self, data: &ChunkData, shares: &AuthBits) -> Bytes {
+    /// Garbler: garbles the chunk `insts` (prepared by pass A into `data`, with this
+    /// party's `shares` from [`Online::and_shares`]): the message to the evaluator, `None`
+    /// for a chunk without AND gates.
+    pub(crate) fn garble(
+        &mut self,
+        insts: Vec<Inst>,
+        data: &ChunkData,
+        shares: &AuthBits,
+    ) -> Option<Bytes> {
+        if self.half_gates {
+            return self.garble_half(insts, shares);
+        }
+        (data.gates > 0).then(|| self.garble_rows(data, shares))
+    }
+
+    /// Garbler with four rows: encrypts the four rows of every gate of the chunk. A large
+    /// chunk is garbled in pieces on every core, each writing its part of the message in
+    /// place.
+    fn garble_rows(&mut self, data: &ChunkData, shares: &AuthBits) -> Bytes {
         let rows = RowContext {
             m: self.m(),
             n: self.cfg.parties,

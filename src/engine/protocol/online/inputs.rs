@@ -195,8 +195,13 @@ impl Online<'_> {
         Ok(())
     }
 
-    /// Round 4, garbler: the labels of the masked input values, for the evaluator.
-    pub(crate) fn input_labels(&self, round: &InputRound) -> Bytes {
+    /// Round 4, garbler: the labels of the masked input values, for the evaluator. With
+    /// half gates it also keeps the masked inputs, from which the end check replays the
+    /// masked values of the circuit.
+    pub(crate) fn input_labels(&mut self, round: &InputRound) -> Bytes {
+        if self.half_gates {
+            self.ev_m[..round.masked.len()].copy_from_slice(&round.masked);
+        }
         let labels: Vec<Block> = (0..round.masked.len())
             .map(|k| {
                 if round.masked[k] {

@@ -2,10 +2,15 @@
 //! by chunk, and the output. Nothing here awaits: each step takes the messages that arrived
 //! (and the preprocessed material the driver took from the [`crate::engine::preprocess::Source`])
 //! and returns the messages to send; [`super::driver`] moves them over the channel.
+//!
+//! Garbling: with three or more parties every garbler sends four authenticated rows per
+//! AND gate (WRK17, [`garbler`], [`evaluator`]); with two, the garbler sends two half-gate
+//! ciphertexts and one bit, checked once at the end ([`half_gates`]).
 
 mod chunk;
 mod evaluator;
 mod garbler;
+mod half_gates;
 mod inputs;
 mod outputs;
 
@@ -31,6 +36,8 @@ pub(crate) struct Online<'a> {
     names: PeerNames,
     delta: Block,
     is_eval: bool,
+    /// Two parties: half gates and the end check ([`half_gates`]) instead of four rows.
+    half_gates: bool,
     /// Width of MACs+keys per share.
     w: usize,
     /// λ shares of every register: bits and MACs/keys.
@@ -38,13 +45,21 @@ pub(crate) struct Online<'a> {
     mk: Vec<Block>,
     /// Garbler only: zero-labels of every register.
     labels: Vec<Block>,
-    /// Evaluator only: masked values and the garblers' labels (m per register).
+    /// Masked values of every register: the evaluator's, and with half gates the garbler's
+    /// copy, made from the evaluator's masked AND outputs for the end check.
     ev_m: Vec<bool>,
+    /// Evaluator only: the garblers' labels (m per register).
     ev_labels: Vec<Block>,
     prg: Prg,
     hasher: RowHasher,
     /// AND gates processed so far (global gate numbers for the hash tweak).
     gates_done: u64,
+    /// Chunks processed so far.
+    chunks_done: u64,
+    /// Half gates: the end check's state.
+    check: half_gates::GateCheck,
+    /// Half gates: the wave of AND gates hashed together.
+    wave: half_gates::Wave,
 }
 
 impl<'a> Online<'a> {
@@ -57,6 +72,7 @@ impl<'a> Online<'a> {
         let m = slots.m();
         let regs = circuit.max_reg_count;
         let is_eval = cfg.me == cfg.evaluator;
+        let half_gates = cfg.parties == 2;
         Self {
             cfg,
             circuit,
@@ -64,11 +80,12 @@ impl<'a> Online<'a> {
             slots,
             names: PeerNames::new(cfg.parties),
             is_eval,
+            half_gates,
             w: 2 * m,
             bits: vec![false; regs],
             mk: vec![0; regs * 2 * m],
             labels: if is_eval { Vec::new() } else { vec![0; regs] },
-            ev_m: if is_eval {
+            ev_m: if is_eval || half_gates {
                 vec![false; regs]
             } else {
                 Vec::new()
@@ -81,6 +98,9 @@ impl<'a> Online<'a> {
             prg: Prg::from_entropy(),
             hasher: RowHasher::new(),
             gates_done: 0,
+            chunks_done: 0,
+            check: half_gates::GateCheck::default(),
+            wave: half_gates::Wave::default(),
         }
     }
 
@@ -109,6 +129,7 @@ impl<'a> Online<'a> {
     /// Counts the AND gates of a finished chunk (global gate numbers for the hash tweak).
     pub(crate) fn chunk_done(&mut self, gates: usize) {
         self.gates_done += gates as u64;
+        self.chunks_done += 1;
     }
 
     /// Opens this party's shares of registers `regs` to party `j`: the share bits and one
