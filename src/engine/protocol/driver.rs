@@ -246,7 +246,7 @@ async fn online<C: Channel, S: Source>(
         let rows = garbled_rows(ch, &st, &others, chunk.gates()).await?;
         evaluate(ch, &mut st, chunk, &rows).await?;
     }
-    if st.uses_half_gates() {
+    if st.uses_half_gates() && !st.is_evaluator() {
         gate_check(ch, &mut st, cfg).await?;
     }
     progress.finish();
@@ -275,27 +275,20 @@ async fn evaluate<C: Channel>(
     Ok(())
 }
 
-/// Half gates, after the last chunk: the garbler takes the remaining masked AND outputs and
-/// sends the digest of its check values; the evaluator compares it with its own before
-/// anything of the output is sent.
+/// Half gates, garbler, after the last chunk: takes the remaining masked AND outputs and
+/// sends the digest of its check values (the evaluator compares it in [`outputs`]).
 async fn gate_check<C: Channel>(
     ch: &C,
     st: &mut Online<'_>,
     cfg: &PartyConfig,
 ) -> Result<(), EngineError> {
-    if st.is_evaluator() {
-        let garbler = st.others()[0];
-        let digest = ch.recv(garbler, Phase::GateCheck).await?;
-        st.verify_gate_check(&digest)
-    } else {
-        while st.masked_outputs_waiting() {
-            let msg = ch.recv(cfg.evaluator, Phase::MaskedAndOutputs).await?;
-            st.take_masked_outputs(&msg)?;
-        }
-        ch.send(cfg.evaluator, Phase::GateCheck, st.gate_check())
-            .await?;
-        Ok(())
+    while st.masked_outputs_waiting() {
+        let msg = ch.recv(cfg.evaluator, Phase::MaskedAndOutputs).await?;
+        st.take_masked_outputs(&msg)?;
     }
+    ch.send(cfg.evaluator, Phase::GateCheck, st.gate_check())
+        .await?;
+    Ok(())
 }
 
 /// Evaluator: every garbler's rows for a chunk of `gates` AND gates, their sizes checked.
@@ -322,7 +315,18 @@ async fn outputs<C: Channel>(
     run: [u8; 32],
 ) -> Result<Option<Vec<bool>>, EngineError> {
     let mine = Bytes::copy_from_slice(&run);
-    let received = exchange(ch, Phase::InputConsistency, to_all(others, mine), others).await?;
+    let received = if st.uses_half_gates() && st.is_evaluator() {
+        // The transcript goes out at once; the garbler's digest of its AND gate check values
+        // comes before its transcript, and is compared before anything of the output is
+        // sent, so the check costs no round trip of its own.
+        let garbler = others[0];
+        ch.send(garbler, Phase::InputConsistency, mine).await?;
+        let digest = ch.recv(garbler, Phase::GateCheck).await?;
+        st.verify_gate_check(&digest)?;
+        vec![ch.recv(garbler, Phase::InputConsistency).await?]
+    } else {
+        exchange(ch, Phase::InputConsistency, to_all(others, mine), others).await?
+    };
     st.check_transcripts(&run, &received)?;
 
     let plan = st.output_plan();

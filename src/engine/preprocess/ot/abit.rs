@@ -16,7 +16,8 @@
 //!   each party; any difference aborts. The abort blames the echoing peer when it contradicts
 //!   its own x̃ or this party's, and otherwise both the echoing peer and party k (one of them
 //!   lies, and without signatures nobody can tell which). The 256 sacrificed bits at the end
-//!   of the batch mask x̃, so it reveals nothing about the bits that are used.
+//!   of the batch mask x̃, so it reveals nothing about the bits that are used. Two parties
+//!   skip the echo: with a single peer there is nobody else a bit could differ towards.
 
 use bytes::Bytes;
 use rayon::prelude::*;
@@ -204,6 +205,13 @@ pub async fn generate<C: Channel>(
             ));
         }
         all_x[ctx.others[s]] = their_x;
+    }
+
+    // With one peer there is no third party towards whom a bit could have been
+    // authenticated differently: the echo would only send each party's x̃ back to where it
+    // came from, so two parties skip that round.
+    if ctx.others.len() < 2 {
+        return Ok((ab, pairs));
     }
 
     // Echo every party's x̃ to everyone.
