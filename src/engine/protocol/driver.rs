@@ -234,7 +234,7 @@ async fn online<C: Channel, S: Source>(
         };
         if st.is_evaluator() {
             pending = Some(st.pending(std::mem::take(&mut chunk), gates, shares));
-        } else if let Some(rows) = st.garble(std::mem::take(&mut chunk), &data, &shares) {
+        } else if let Some(rows) = st.garble(std::mem::take(&mut chunk), &data, &shares)? {
             #[cfg(feature = "testing")]
             let rows = st.offset_half_gate(ch.cheat(), gates, rows);
             ch.send(cfg.evaluator, Phase::GarbledRows, rows).await?;

@@ -7,6 +7,7 @@ use rayon::prelude::*;
 
 use super::Online;
 use super::chunk::ChunkData;
+use crate::engine::EngineError;
 use crate::engine::garble::{RowHasher, RowInput};
 use crate::engine::share::{AuthBits, Block};
 
@@ -95,11 +96,11 @@ impl Online<'_> {
         insts: Vec<Inst>,
         data: &ChunkData,
         shares: &AuthBits,
-    ) -> Option<Bytes> {
+    ) -> Result<Option<Bytes>, EngineError> {
         if self.half_gates {
             return self.garble_half(insts, shares);
         }
-        (data.gates > 0).then(|| self.garble_rows(data, shares))
+        Ok((data.gates > 0).then(|| self.garble_rows(data, shares)))
     }
 
     /// Garbler with four rows: encrypts the four rows of every gate of the chunk. A large
