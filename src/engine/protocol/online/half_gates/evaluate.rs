@@ -4,6 +4,7 @@ use bytes::Bytes;
 
 use super::super::Online;
 use super::super::evaluator::PendingChunk;
+use super::times;
 use super::wave::{Side, Wave, walk};
 use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, Block, MacDigest, bit_at, block_at, pack_bits};
@@ -76,9 +77,7 @@ impl Side for Evaluator<'_, '_> {
                 value ^= ka[1];
             }
             let mg = bit_at(dbits, t) ^ (x & 1 == 1);
-            if bit ^ (ma & mb) ^ mg {
-                value ^= self.delta;
-            }
+            value ^= times(bit ^ (ma & mb) ^ mg, self.delta);
             st.check.values.push(value);
             self.labels.push(x);
             self.masked[t] = mg;

@@ -5,14 +5,14 @@ use garble_lang::register_circuit::Inst;
 
 use super::super::Online;
 use super::wave::{Side, Wave, walk};
-use super::{Garbled, KEPT, message_len};
+use super::{Garbled, KEPT, message_len, times};
 use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, Block};
 
 /// G's part of [λ]·Δ_G for a share with bit `bit` and MAC/key pair `mk` (two parties).
 #[inline]
 fn delta_part(bit: bool, mk: &[Block], delta: Block) -> Block {
-    if bit { mk[1] ^ delta } else { mk[1] }
+    mk[1] ^ times(bit, delta)
 }
 
 /// The garbler's side of a chunk: writes the message and the kept blocks.
