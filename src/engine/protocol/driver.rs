@@ -222,7 +222,7 @@ async fn online<C: Channel, S: Source>(
             .await?;
         }
         if let Some(chunk) = pending.take() {
-            evaluate(ch, &mut st, chunk, &rows).await?;
+            evaluate(ch, &mut st, &others, chunk, &rows).await?;
         }
         let shares = if gates > 0 {
             let received =
@@ -244,7 +244,7 @@ async fn online<C: Channel, S: Source>(
     }
     if let Some(chunk) = pending.take() {
         let rows = garbled_rows(ch, &st, &others, chunk.gates()).await?;
-        evaluate(ch, &mut st, chunk, &rows).await?;
+        evaluate(ch, &mut st, &others, chunk, &rows).await?;
     }
     if st.uses_half_gates() && !st.is_evaluator() {
         gate_check(ch, &mut st, cfg).await?;
@@ -261,16 +261,16 @@ async fn online<C: Channel, S: Source>(
 }
 
 /// Evaluator: evaluates a chunk and sends the garbler what the state returns for it (with
-/// half gates, the chunk's masked AND outputs).
+/// half gates, the chunk's masked AND outputs; `garblers` are the other parties).
 async fn evaluate<C: Channel>(
     ch: &C,
     st: &mut Online<'_>,
+    garblers: &[usize],
     chunk: PendingChunk,
     rows: &[Bytes],
 ) -> Result<(), EngineError> {
     if let Some(msg) = st.evaluate(chunk, rows)? {
-        let garbler = st.others()[0];
-        ch.send(garbler, Phase::MaskedAndOutputs, msg).await?;
+        ch.send(garblers[0], Phase::MaskedAndOutputs, msg).await?;
     }
     Ok(())
 }

@@ -51,10 +51,10 @@ impl Online<'_> {
         data.lam.mk.reserve(2 * gates * w);
         // Half gates derive the labels of AND outputs from the hashes, so the garbler
         // propagates labels while it garbles, not here.
-        let rows = !self.is_eval && !self.half_gates;
-        let mut fresh = vec![0; if rows { gates } else { 0 }];
+        let row_labels = !self.is_eval && !self.half_gates;
+        let mut fresh = vec![0; if row_labels { gates } else { 0 }];
         self.prg.fill(&mut fresh);
-        if rows {
+        if row_labels {
             data.labels.reserve(3 * gates);
         }
 
@@ -69,7 +69,7 @@ impl Online<'_> {
                     for x in 0..w {
                         self.mk[o * w + x] = self.mk[a * w + x] ^ self.mk[b * w + x];
                     }
-                    if rows {
+                    if row_labels {
                         self.labels[o] = self.labels[a] ^ self.labels[b];
                     }
                 }
@@ -79,7 +79,7 @@ impl Online<'_> {
                     if o != a {
                         self.mk.copy_within(a * w..a * w + w, o * w);
                     }
-                    if rows {
+                    if row_labels {
                         self.labels[o] = self.labels[a] ^ self.delta;
                     }
                 }
@@ -92,7 +92,7 @@ impl Online<'_> {
                     let item = t * ITEMS_PER_AND + 3;
                     self.bits[o] = data.mat.bits[item];
                     self.mk[o * w..o * w + w].copy_from_slice(data.mat.mk(item));
-                    if rows {
+                    if row_labels {
                         data.labels.push(self.labels[a]);
                         data.labels.push(self.labels[b]);
                         data.labels.push(fresh[t]);
@@ -231,15 +231,14 @@ impl Online<'_> {
             if d[t] & f[t] {
                 self.add_one(&mut bit, &mut base);
             }
+            let (ba, bb) = (data.lam.bits[2 * t], data.lam.bits[2 * t + 1]);
             if self.half_gates {
                 out.mk.extend_from_slice(&base);
                 out.mk.extend_from_slice(la);
                 out.mk.extend_from_slice(lb);
-                out.bits
-                    .extend_from_slice(&[bit, data.lam.bits[2 * t], data.lam.bits[2 * t + 1]]);
+                out.bits.extend_from_slice(&[bit, ba, bb]);
                 continue;
             }
-            let (ba, bb) = (data.lam.bits[2 * t], data.lam.bits[2 * t + 1]);
             let first = out.mk.len();
             out.mk.extend_from_slice(&base);
             out.mk.extend(base.iter().zip(la).map(|(x, y)| x ^ y));

@@ -45,9 +45,6 @@ impl Side for Evaluator<'_, '_> {
     /// Evaluates the gates of the wave (hashes: L_α, L_β per gate) and adds their check
     /// values.
     fn flush(&mut self, st: &mut Online<'_>, wave: &mut Wave) {
-        if wave.gates.is_empty() {
-            return;
-        }
         let (base, gates) = (self.base, &wave.gates);
         st.hasher
             .half_gate_hashes(&mut wave.hashes, |i| (base + gates[i / 2].0 as u64, i % 2));
@@ -85,7 +82,6 @@ impl Side for Evaluator<'_, '_> {
             st.ev_labels[o] = x;
         }
         self.masks.clear();
-        wave.clear();
     }
 }
 

@@ -41,9 +41,6 @@ impl Side for Garbler<'_, '_> {
 
     /// Garbles the gates of the wave (hashes: L_α,0, L_α,1, L_β,0, L_β,1 per gate).
     fn flush(&mut self, st: &mut Online<'_>, wave: &mut Wave) {
-        if wave.gates.is_empty() {
-            return;
-        }
         let (base, gates) = (self.base, &wave.gates);
         st.hasher.half_gate_hashes(&mut wave.hashes, |i| {
             (base + gates[i / 4].0 as u64, (i / 2) % 2)
@@ -62,7 +59,6 @@ impl Side for Garbler<'_, '_> {
             self.kept
                 .extend_from_slice(&[lg, shares.mk(r)[0], shares.mk(sa)[0], shares.mk(sb)[0]]);
         }
-        wave.clear();
     }
 }
 

@@ -133,7 +133,8 @@ impl Side for Replay<'_, '_> {
         st.ev_m[o] = !st.ev_m[a];
     }
 
-    /// Nothing to hash: each gate is done at once and the wave stays empty.
+    /// Nothing to hash: each gate is done at once and the wave stays empty, so the walker
+    /// never flushes it.
     fn and(&mut self, st: &mut Online<'_>, _: &mut Wave, [t, o, a, b]: [usize; 4]) {
         let (ma, mb) = (st.ev_m[a], st.ev_m[b]);
         let mg = bit_at(self.msg, t);

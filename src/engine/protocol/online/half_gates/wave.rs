@@ -36,7 +36,7 @@ impl Wave {
     }
 
     /// Empties the wave.
-    pub(super) fn clear(&mut self) {
+    fn clear(&mut self) {
         self.gates.clear();
         self.hashes.clear();
         self.epoch = self.epoch.wrapping_add(1);
@@ -70,8 +70,17 @@ pub(super) trait Side {
     fn not(&mut self, st: &mut Online<'_>, o: usize, a: usize);
     /// AND gate `t` of the chunk, `o = a ∧ b`: done at once, or added to the wave.
     fn and(&mut self, st: &mut Online<'_>, wave: &mut Wave, gate: [usize; 4]);
-    /// Finishes the gates of the wave (if any) and empties it.
+    /// Finishes the gates of the wave, which is never empty here ([`walk`] empties it
+    /// after).
     fn flush(&mut self, st: &mut Online<'_>, wave: &mut Wave);
+}
+
+/// Finishes the gates of the wave, if there are any, and empties it.
+fn flush(st: &mut Online<'_>, side: &mut impl Side, wave: &mut Wave) {
+    if !wave.gates.is_empty() {
+        side.flush(st, wave);
+        wave.clear();
+    }
 }
 
 /// Walks the instructions `insts` of a chunk in order for `side`, in waves.
@@ -100,25 +109,25 @@ fn walk_with(
             Op::Xor(Xor(a, b)) => {
                 let (a, b) = (a.0 as usize, b.0 as usize);
                 if wave.touches(&[a, b, o]) {
-                    side.flush(st, wave);
+                    flush(st, side, wave);
                 }
                 side.xor(st, o, a, b);
             }
             Op::Not(Not(a)) => {
                 let a = a.0 as usize;
                 if wave.touches(&[a, o]) {
-                    side.flush(st, wave);
+                    flush(st, side, wave);
                 }
                 side.not(st, o, a);
             }
             Op::And(And(a, b)) => {
                 let (a, b) = (a.0 as usize, b.0 as usize);
                 if wave.touches(&[a, b, o]) {
-                    side.flush(st, wave);
+                    flush(st, side, wave);
                 }
                 side.and(st, wave, [t, o, a, b]);
                 if wave.gates.len() == WAVE {
-                    side.flush(st, wave);
+                    flush(st, side, wave);
                 }
                 t += 1;
             }
@@ -129,6 +138,6 @@ fn walk_with(
             }
         }
     }
-    side.flush(st, wave);
+    flush(st, side, wave);
     Ok(())
 }
