@@ -544,3 +544,48 @@ fn parties_that_disagree_about_the_dealer_stop_with_a_clear_message() {
         done[1]
     );
 }
+
+/// The traffic budget of issue 9: two parties without a dealer send at most 250 bytes per
+/// AND gate in all (garbled gates, OT extension, leaky ANDs, bucketing), as `mpc run
+/// --format json` reports it. SHA-256 (about 22,600 AND gates) is large enough for the
+/// per-session setup to be a small share and for the bucket size of a large run (B = 4).
+/// With 16-byte leaky-AND check values this was 270 bytes per AND gate.
+#[test]
+fn two_parties_without_a_dealer_send_at_most_250_bytes_per_and_gate() {
+    let sha = warmed("sha256.garble.rs");
+    let inputs = ["--input", "[7u32; 16]", "--input", "[9u32; 8]"];
+    let json = |extra: &[&str]| {
+        let args: Vec<&str> = ["run", sha.as_str(), "--format", "json"]
+            .into_iter()
+            .chain(inputs)
+            .chain(extra.iter().copied())
+            .collect();
+        let finished = Proc::run("run", &args, SMALL_RUN);
+        assert_eq!(finished.code, Some(0), "{finished}");
+        let value: serde_json::Value = serde_json::from_str(&finished.stdout)
+            .unwrap_or_else(|e| panic!("stdout is not JSON ({e})\n{finished}"));
+        value
+    };
+    let without = json(&["--no-dealer"]);
+    let with = json(&[]);
+    assert_eq!(
+        without["text"], with["text"],
+        "the same digest with and without a dealer"
+    );
+    let ands = without["stats"]["and_gates"].as_u64().expect("and_gates");
+    assert!(
+        ands > 20_000,
+        "SHA-256 has about 22,600 AND gates, got {ands}"
+    );
+    let sent: u64 = without["bytes_sent_per_party"]
+        .as_array()
+        .expect("bytes_sent_per_party")
+        .iter()
+        .map(|b| b.as_u64().expect("a byte count"))
+        .sum();
+    let per_and = sent as f64 / ands as f64;
+    assert!(
+        per_and <= 250.0,
+        "{per_and:.1} bytes per AND gate in all ({sent} bytes for {ands} AND gates)"
+    );
+}

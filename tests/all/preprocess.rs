@@ -231,6 +231,17 @@ fn run_cheating(
     plan: Option<TamperPlan>,
     cheat: Option<Cheat>,
 ) -> (Run, Vec<bool>) {
+    run_rewriting(cheater, plan, None, cheat)
+}
+
+/// [`run_cheating`], with the planned message rewritten by `edit` instead of one bit
+/// flipped.
+fn run_rewriting(
+    cheater: usize,
+    plan: Option<TamperPlan>,
+    edit: Option<fn(&mut Vec<u8>)>,
+    cheat: Option<Cheat>,
+) -> (Run, Vec<bool>) {
     let n = 3;
     let circuit = circuit_from_seed(99, n, 200);
     let inputs = inputs_from_seed(&circuit, 99);
@@ -250,7 +261,12 @@ fn run_cheating(
         .enumerate()
         .map(|(i, ch)| {
             if i == cheater {
-                Cheating::new(Tamper::new(ch, plan.unwrap_or(inert)), cheat)
+                let plan = plan.unwrap_or(inert);
+                let tamper = match edit {
+                    Some(edit) => Tamper::rewriting(ch, plan, edit),
+                    None => Tamper::new(ch, plan),
+                };
+                Cheating::new(tamper, cheat)
             } else {
                 Cheating::new(Tamper::new(ch, inert), None)
             }
@@ -531,6 +547,59 @@ fn cheating_leaky_and() {
         }
     }
     assert!(caught > 0, "no flipped half-AND bit was ever detected");
+}
+
+/// Flips bit `bit` of byte `from_end` bytes before the end of a message.
+fn flip_from_end(msg: &mut [u8], from_end: usize, bit: u8) {
+    let at = msg.len() - 1 - from_end;
+    msg[at] ^= 1 << bit;
+}
+
+/// The U values of the leaky AND check travel as 64 of their 128 bits. A flipped bit of a
+/// U that reaches the check (the receiver's x is 1) must be caught, whichever of the 64
+/// bits it is: the check compares exactly the bits that are sent. Message 0 ends with the U
+/// of the batch's last triples, 8 bytes each.
+#[test]
+fn cheating_leaky_and_u_values() {
+    let edits: [fn(&mut Vec<u8>); 24] = [
+        |m| flip_from_end(m, 0, 7),
+        |m| flip_from_end(m, 7, 0),
+        |m| flip_from_end(m, 8, 3),
+        |m| flip_from_end(m, 19, 5),
+        |m| flip_from_end(m, 24, 1),
+        |m| flip_from_end(m, 37, 6),
+        |m| flip_from_end(m, 40, 0),
+        |m| flip_from_end(m, 55, 7),
+        |m| flip_from_end(m, 58, 2),
+        |m| flip_from_end(m, 66, 4),
+        |m| flip_from_end(m, 79, 7),
+        |m| flip_from_end(m, 80, 0),
+        |m| flip_from_end(m, 93, 3),
+        |m| flip_from_end(m, 100, 6),
+        |m| flip_from_end(m, 111, 1),
+        |m| flip_from_end(m, 116, 5),
+        |m| flip_from_end(m, 127, 7),
+        |m| flip_from_end(m, 130, 2),
+        |m| flip_from_end(m, 141, 0),
+        |m| flip_from_end(m, 150, 4),
+        |m| flip_from_end(m, 159, 6),
+        |m| flip_from_end(m, 164, 3),
+        |m| flip_from_end(m, 175, 7),
+        |m| flip_from_end(m, 183, 1),
+    ];
+    let mut caught = 0;
+    for edit in edits {
+        let (run, expected) = run_rewriting(1, Some(plan(Phase::LeakyAnd, 0, 0)), Some(edit), None);
+        if run
+            .judge(&expected, &["leaky AND check"], &cheater_or_other(1))
+            .caught()
+        {
+            caught += 1;
+        }
+    }
+    // Each U is checked with probability 1/2 (the receiver's x bit): 24 misses in a row
+    // happen with probability 2^-24.
+    assert!(caught > 0, "no flipped bit of a U value was ever detected");
 }
 
 #[test]

@@ -14,7 +14,8 @@ use crate::engine::{EngineError, MAX_PARTIES};
 use super::PartyConfig;
 
 const MAGIC: &[u8; 4] = b"MPCh";
-const VERSION: u8 = 3;
+/// Version 4: half gates for two parties, 64-bit leaky-AND check values.
+const VERSION: u8 = 4;
 /// The output parties as a bitmap of [`MAX_PARTIES`] bits.
 const OUTPUTS_LEN: usize = MAX_PARTIES / 8;
 /// Magic, version, program hash, party count, index, evaluator, source, chunk size, session
@@ -514,7 +515,7 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "party 2 speaks protocol version 2, this party version 3: use the same mpc release"
+            "party 2 speaks protocol version 2, this party version 4: use the same mpc release"
         );
     }
 }

@@ -9,7 +9,7 @@ use super::Layout;
 use crate::engine::PARTY_BITS;
 use crate::engine::aes::Prg;
 use crate::engine::preprocess::ot::abit::ABits;
-use crate::engine::preprocess::ot::common::{Tccr, get_bit, read_block};
+use crate::engine::preprocess::ot::common::{Tccr, get_bit};
 use crate::engine::preprocess::ot::gf::{self, Acc};
 use crate::engine::share::Block;
 
@@ -44,6 +44,35 @@ fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> B
         | ((sender as u128) << (PARTY_BITS + PURPOSE_BITS))
         | ((receiver as u128) << PURPOSE_BITS)
         | purpose as u128
+}
+
+/// The bits of a check value the leaky AND check compares: the upper 64 (see the parent
+/// module for why 64 suffice). The lowest bit of every Δ is 1, so bit 0 of ΣΔ is public;
+/// the upper half holds none of the fixed bits.
+const PROJECTION: Block = !0u128 << 64;
+
+/// Bytes of one U on the wire: the projected bits only.
+pub(super) const U_BYTES: usize = 8;
+
+/// The projection of a check value: its upper 64 bits, as sent.
+#[inline]
+fn project(v: Block) -> u64 {
+    (v >> 64) as u64
+}
+
+/// The U of triple t in a received message's U part (length-checked by the caller), back in
+/// the upper half of a block.
+#[inline]
+fn read_u(us: &[u8], t: usize) -> Block {
+    us.get(U_BYTES * t..U_BYTES * (t + 1))
+        .and_then(|b| <[u8; U_BYTES]>::try_from(b).ok())
+        .map_or(0, |b| (u64::from_le_bytes(b) as u128) << 64)
+}
+
+/// Bytes of the round-1 message to one peer for `leaky` triples: the half-AND bits, then
+/// one projected U per triple.
+pub(super) fn message_len(leaky: usize) -> usize {
+    leaky.div_ceil(8) + U_BYTES * leaky
 }
 
 /// Working memory kept from batch to batch (per leaky triple: one block of `acc`, a bit of
@@ -98,11 +127,11 @@ impl Work {
         let mut msgs = Vec::with_capacity(self.others.len());
         for (s, &j) in self.others.iter().enumerate() {
             // Half-AND bits first, then the U blocks.
-            let mut msg = vec![0u8; nbytes + 16 * big_l];
+            let mut msg = vec![0u8; message_len(big_l)];
             let (half_bits, us) = msg.split_at_mut(nbytes);
             half_bits
                 .par_chunks_mut(TILE / 8)
-                .zip(us.par_chunks_mut(16 * TILE))
+                .zip(us.par_chunks_mut(U_BYTES * TILE))
                 .zip(v_bits.par_chunks_mut(TILE / 128))
                 .zip(acc.par_chunks_mut(TILE))
                 .enumerate()
@@ -129,8 +158,8 @@ impl Work {
                                 v_bits[i / 128] ^= 1 << (i % 128);
                             }
                             acc[i] ^= h[2];
-                            us[16 * i..16 * i + 16]
-                                .copy_from_slice(&(h[2] ^ h[3] ^ self.phi(t)).to_le_bytes());
+                            let u = project(h[2] ^ h[3] ^ self.phi(t));
+                            us[U_BYTES * i..U_BYTES * (i + 1)].copy_from_slice(&u.to_le_bytes());
                         }
                     },
                 );
@@ -174,7 +203,7 @@ impl Work {
                         let mut g = sc.buf[2 * i + 1];
                         if ab.bit(layout.x(t)) {
                             bit ^= (ha[t / 8] >> (t % 8)) & 1 == 1;
-                            g ^= read_block(us, t).unwrap_or(0);
+                            g ^= read_u(us, t);
                         }
                         if bit {
                             v_bits[i / 128] ^= 1 << (i % 128);
@@ -266,7 +295,7 @@ impl Work {
                     for s in 0..m {
                         v ^= ab.keys[s][r] ^ ab.macs[s][r];
                     }
-                    sc.hashed[i] = v;
+                    sc.hashed[i] = v & PROJECTION;
                 }
                 gf::inner_product(&sc.buf, &sc.hashed)
             })
@@ -309,6 +338,25 @@ mod tests {
 
     use super::*;
     use crate::engine::MAX_PARTIES;
+
+    #[test]
+    fn a_u_value_travels_as_its_projection() {
+        let mut rng = Prg::from_entropy();
+        let values: Vec<Block> = (0..5).map(|_| rng.block()).collect();
+        let mut us = Vec::new();
+        for &v in &values {
+            us.extend_from_slice(&project(v).to_le_bytes());
+        }
+        assert_eq!(us.len(), U_BYTES * values.len());
+        for (t, &v) in values.iter().enumerate() {
+            assert_eq!(read_u(&us, t), v & PROJECTION, "triple {t}");
+        }
+        // The projection drops bit 0, the bit every Δ fixes to 1.
+        assert_eq!(PROJECTION & 1, 0);
+        assert_eq!(PROJECTION.count_ones(), 64);
+        assert_eq!(message_len(1000), 125 + 8000);
+        assert_eq!(message_len(1001), 126 + 8008);
+    }
 
     #[test]
     fn leaky_and_commitments_bind_run_party_and_batch() {

@@ -22,6 +22,20 @@
 //!    32-byte opening per batch instead of 16 bytes per triple. A cheater may still guess an x bit of an honest party at the risk
 //!    of being caught with probability 1/2 — the leakage that bucketing removes.
 //!    The half-AND bits and the U blocks do not depend on z, so they travel in one round.
+//!
+//!    **64 bits of every check value.** The check is linear, so it holds as well for any
+//!    linear projection π of the values: Σ_i π(H_i) = (z ⊕ x·y)·π(ΣΔ). Each U therefore
+//!    travels as π(U), its upper 64 bits (8 bytes instead of 16, which halves the largest
+//!    message of the preprocessing), and each party combines π(H_i). Why 64 bits suffice:
+//!    a wrong triple passes only if the cheater can predict c·π(ΣΔ) for a c ≠ 0 it cannot
+//!    choose after the χ, and π(ΣΔ) is 64 bits of the honest party's Δ (the upper half
+//!    holds none of the bits fixed to 1), so it succeeds with probability 2^-64 per batch,
+//!    or 2^-(64−g) after it learned g bits of Δ elsewhere at the price of an abort with
+//!    probability 1 − 2^-g per bit it guesses (the FaBit leakage): in either case far below
+//!    the 2^-ρ of a batch. The χ stay in GF(2^128), so a nonzero projected value survives
+//!    the combination with probability 1 − 2^-128. Flips in the upper bits of U are the
+//!    only flips left, and they are caught as before; the lower bits are no longer sent.
+//!    What U hides is unchanged: π(U) is a projection of a value masked by H'(K ⊕ Δ).
 //! 3. **Bucketing** (FaAND): a coin-tossed permutation (the same coin as the challenges, so
 //!    it is fixed only after every leaky triple is) puts the L leaky triples into ℓ
 //!    buckets of B. Within a bucket, triple (x', y', z') is folded into (x, y, z) by opening
@@ -244,7 +258,7 @@ async fn half_ands<C: Channel>(ctx: &mut Ctx<'_, C>, mut work: Work) -> Result<W
     work = back;
     let received = ctx.exchange_each(Phase::LeakyAnd, msgs).await?;
     for (s, msg) in received.iter().enumerate() {
-        ctx.expect_len(s, Phase::LeakyAnd, msg, big_l.div_ceil(8) + 16 * big_l)?;
+        ctx.expect_len(s, Phase::LeakyAnd, msg, leaky::message_len(big_l))?;
     }
     offload(move || {
         work.receiver(&received);

@@ -82,12 +82,12 @@ use crate::engine::{EngineError, PartyConfig, Progress};
 pub const MAX_BATCH_LEAKY: usize = 1 << 18;
 
 /// Estimated bytes one leaky triple of a batch occupies with `m` peers: its three aBits
-/// (a MAC and a key per peer: 96·m), the leaky-AND messages out and in (32·m), the keys on
+/// (a MAC and a key per peer: 96·m), the leaky-AND messages out and in (16·m), the keys on
 /// the bucketing differences (at most 16·m), the batch's output per AND gate shared among
 /// its B triples (at most 32·m + 8·m with the output-mask aBit), and per-triple scratch
 /// (accumulator, permutation: 20).
 const fn bytes_per_leaky(m: usize) -> usize {
-    180 * m + 20
+    164 * m + 20
 }
 
 /// Fewest leaky triples a batch may be capped at (however many parties): below this the
