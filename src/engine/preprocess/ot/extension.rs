@@ -40,6 +40,7 @@ use rayon::prelude::*;
 use super::base::{KAPPA, PairSeeds};
 use super::common::{Ctx, read_block};
 use super::ggm::{self, K, LEAVES, TREES};
+use super::transpose::transpose_into;
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
 use crate::engine::aes::Prg;
@@ -212,59 +213,6 @@ fn with_scratch<R>(len: usize, f: impl FnOnce(&mut [Block]) -> R) -> R {
     })
 }
 
-/// Transposes 128 columns of `nb` blocks each (column l at `cols[l·nb..]`) into `128·nb`
-/// rows: bit l of row t is bit t of column l.
-pub fn transpose_into(cols: &[Block], nb: usize, rows: &mut [Block]) {
-    rows[..128 * nb]
-        .par_chunks_mut(128)
-        .enumerate()
-        .for_each(|(b, out)| {
-            let mut m = [0u128; 128];
-            for (l, w) in m.iter_mut().enumerate() {
-                *w = cols[l * nb + b];
-            }
-            transpose128(&mut m);
-            out.copy_from_slice(&m);
-        });
-}
-
-/// In-place transpose of a 128×128 bit matrix (word r, bit c ↦ word c, bit r) by recursive
-/// block swaps: at each level the off-diagonal j×j blocks of every 2j×2j block are exchanged.
-fn transpose128(a: &mut [u128; 128]) {
-    // Split into 64-bit halves so the inner loops work on u64 lanes (vectorizable).
-    let mut lo = [0u64; 128];
-    let mut hi = [0u64; 128];
-    for r in 0..128 {
-        lo[r] = a[r] as u64;
-        hi[r] = (a[r] >> 64) as u64;
-    }
-    // Level 64: swap hi of rows 0..64 with lo of rows 64..128.
-    for r in 0..64 {
-        std::mem::swap(&mut hi[r], &mut lo[r + 64]);
-    }
-    let mut j = 32;
-    let mut mask: u64 = 0x0000_0000_ffff_ffff;
-    while j != 0 {
-        let mut k = 0;
-        while k < 128 {
-            for r in k..k + j {
-                let t = ((lo[r] >> j) ^ lo[r + j]) & mask;
-                lo[r] ^= t << j;
-                lo[r + j] ^= t;
-                let t = ((hi[r] >> j) ^ hi[r + j]) & mask;
-                hi[r] ^= t << j;
-                hi[r + j] ^= t;
-            }
-            k += 2 * j;
-        }
-        j >>= 1;
-        mask ^= mask << j;
-    }
-    for r in 0..128 {
-        a[r] = (lo[r] as u128) | ((hi[r] as u128) << 64);
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -325,22 +273,6 @@ mod tests {
                     .filter(|x| (x >> j) & 1 == 1)
                     .fold(0, |acc, x| acc ^ orig[x * nb + b]);
                 assert_eq!(cols[j * nb + b], want, "column {j}, block {b}");
-            }
-        }
-    }
-
-    #[test]
-    fn transpose_matches_naive() {
-        let mut c = Prg::new([3; 16]);
-        let nb = 3;
-        let mut cols = vec![0u128; 128 * nb];
-        c.fill(&mut cols);
-        let mut rows = vec![0u128; 128 * nb];
-        transpose_into(&cols, nb, &mut rows);
-        for (t, row) in rows.iter().enumerate() {
-            for l in 0..128 {
-                let col_bit = (cols[l * nb + t / 128] >> (t % 128)) & 1;
-                assert_eq!((row >> l) & 1, col_bit, "row {t} column {l}");
             }
         }
     }

@@ -62,6 +62,7 @@ pub mod common;
 pub mod extension;
 pub mod gf;
 pub mod ggm;
+pub mod transpose;
 
 use std::collections::VecDeque;
 
