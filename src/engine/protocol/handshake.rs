@@ -430,7 +430,7 @@ mod tests {
     fn a_hello_written_the_old_way_decodes() {
         let mut old = Vec::new();
         old.extend_from_slice(b"MPCh");
-        old.push(3);
+        old.push(VERSION);
         old.extend_from_slice(&[0xab; 32]);
         old.extend_from_slice(&[3, 0, 0, 0]);
         old.extend_from_slice(&[2, 0, 0, 0]);
