@@ -387,17 +387,35 @@ fn cheating_base_ot() {
     }
 }
 
+/// Flips bit `bit` (modulo the bits there are) of a message after its 32-byte head, the
+/// coin commitment that rides on it.
+fn flip_after_commitment(msg: &mut [u8], bit: usize) {
+    let body = (msg.len() - 32) * 8;
+    let bit = 32 * 8 + bit % body;
+    msg[bit / 8] ^= 1 << (bit % 8);
+}
+
 #[test]
 fn cheating_ot_extension() {
-    // Message 0 is the coin commitment, message 1 the first chunk of corrections (one bit
-    // per row and tree). A flip in tree i's correction reaches the key holder's keys in
-    // column ik+j when bit ik+j of its Δ is 1, so it is missed only if that tree's k bits
-    // of Δ are all 0: every run must be correct or caught, and with 8 different bits some
-    // run is caught.
+    // Message 0 is the coin commitment (32 bytes) followed by the first chunk of
+    // corrections (one bit per row and tree). A flip in tree i's correction reaches the key
+    // holder's keys in column ik+j when bit ik+j of its Δ is 1, so it is missed only if that
+    // tree's k bits of Δ are all 0: every run must be correct or caught, and with 8
+    // different bits some run is caught.
+    let flips: [fn(&mut Vec<u8>); 8] = [
+        |m| flip_after_commitment(m, 12_345),
+        |m| flip_after_commitment(m, 1_012_348),
+        |m| flip_after_commitment(m, 2_012_351),
+        |m| flip_after_commitment(m, 3_012_354),
+        |m| flip_after_commitment(m, 4_012_357),
+        |m| flip_after_commitment(m, 5_012_360),
+        |m| flip_after_commitment(m, 6_012_363),
+        |m| flip_after_commitment(m, 7_012_366),
+    ];
     let mut caught = 0;
-    for col in 0..8 {
-        let bit = col * 1_000_003 + 12_345;
-        let (run, expected) = run_tampered(1, plan(Phase::OtExtension, 1, bit));
+    for flip in flips {
+        let (run, expected) =
+            run_rewriting(1, Some(plan(Phase::OtExtension, 0, 0)), Some(flip), None);
         let v = run.judge(
             &expected,
             &["OT extension consistency check"],
@@ -522,15 +540,18 @@ fn cheating_abit_equivocation() {
 
 #[test]
 fn cheating_leaky_and() {
-    // Message 1 announces e = z ⊕ r: a flip changes an authenticated share, which the leaky
-    // AND check always catches. Messages 3, 4 and 5 are the coin opening, the commitment
-    // and the opening of the check value. A wrong sum cannot be pinned on one party, so the
-    // leaky AND check may name every other party.
-    let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, 1, 9));
+    // Message 1 is the coin commitment (32 bytes), then e = z ⊕ r: a flip in e changes an
+    // authenticated share, which the leaky AND check always catches; a flip in the
+    // commitment fails the opening. Messages 2, 3 and 4 are the coin opening, the
+    // commitment and the opening of the check value. A wrong sum cannot be pinned on one
+    // party, so the leaky AND check may name every other party.
+    let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, 1, 32 * 8 + 9));
     assert_caught_blaming(&run, &expected, &["leaky AND check"], &cheater_or_other(1));
-    let (run, expected) = run_tampered(2, plan(Phase::LeakyAnd, 3, 9));
-    assert_caught(&run, &expected, &["coin toss commitment check"]);
-    for nth in [4, 5] {
+    for (nth, bit) in [(1, 9), (2, 9)] {
+        let (run, expected) = run_tampered(2, plan(Phase::LeakyAnd, nth, bit));
+        assert_caught(&run, &expected, &["coin toss commitment check"]);
+    }
+    for nth in [3, 4] {
         let (run, expected) = run_tampered(1, plan(Phase::LeakyAnd, nth, 100));
         assert_caught_blaming(&run, &expected, &["leaky AND check"], &cheater_or_other(1));
     }

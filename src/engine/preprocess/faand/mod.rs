@@ -83,7 +83,7 @@ use subtle::ConstantTimeEq;
 use self::bucket::{fold_differences, gather, permutation};
 use self::leaky::{BATCH_BITS, TRIPLE_BITS, Work, laand_commitment};
 use super::ot::abit::ABits;
-use super::ot::common::{CoinToss, Ctx, bits_to_bytes, offload, read_block};
+use super::ot::common::{CoinToss, Ctx, DrawnCoin, bits_to_bytes, offload, read_block};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
 use crate::engine::share::{AuthBits, MacDigest};
@@ -189,11 +189,11 @@ pub async fn triples<C: Channel>(
     }
 
     work = half_ands(ctx, work).await?;
-    work = authenticate_z(ctx, work).await?;
-
-    // The challenges and the bucketing permutation come from one coin toss, made after every
-    // leaky triple and every H_i is fixed.
-    let coin = CoinToss::commit(ctx, Phase::LeakyAnd, b"leaky AND").await?;
+    // The challenges and the bucketing permutation come from one coin toss, opened after
+    // every leaky triple and every H_i is fixed; its commitments ride on the e bits.
+    let drawn = CoinToss::draw(ctx, b"leaky AND");
+    let (back, coin) = authenticate_z(ctx, work, drawn).await?;
+    work = back;
     let seed = coin.open(ctx, Phase::LeakyAnd).await?;
     let (back, h_bar) = offload(move || {
         let h = work.h_bar(&seed);
@@ -268,8 +268,14 @@ async fn half_ands<C: Channel>(ctx: &mut Ctx<'_, C>, mut work: Work) -> Result<W
 }
 
 /// Round 2: z = half-AND shares ⊕ x·y; every party announces e = z ⊕ r, and z is
-/// authenticated as [r] ⊕ e.
-async fn authenticate_z<C: Channel>(ctx: &mut Ctx<'_, C>, work: Work) -> Result<Work, EngineError> {
+/// authenticated as [r] ⊕ e. The commitments of the coin `drawn` go at the head of the
+/// message: nothing the coin must not depend on is known before this round's messages
+/// are all received, and the coin is opened only after that.
+async fn authenticate_z<C: Channel>(
+    ctx: &mut Ctx<'_, C>,
+    work: Work,
+    drawn: DrawnCoin,
+) -> Result<(Work, CoinToss), EngineError> {
     let big_l = work.layout.leaky();
     let (work, e) = offload(move || {
         let mut work = work;
@@ -277,9 +283,9 @@ async fn authenticate_z<C: Channel>(ctx: &mut Ctx<'_, C>, work: Work) -> Result<
         (work, e)
     })
     .await?;
-    let received = ctx
-        .broadcast(Phase::LeakyAnd, Bytes::from(bits_to_bytes(&e, big_l)))
-        .await?;
+    let msg = drawn.prefixed(&bits_to_bytes(&e, big_l));
+    let received = ctx.broadcast(Phase::LeakyAnd, msg).await?;
+    let (coin, received) = drawn.received(ctx, Phase::LeakyAnd, received)?;
     for (s, msg) in received.iter().enumerate() {
         ctx.expect_len(s, Phase::LeakyAnd, msg, big_l.div_ceil(8))?;
     }
@@ -291,6 +297,7 @@ async fn authenticate_z<C: Channel>(ctx: &mut Ctx<'_, C>, work: Work) -> Result<
         work
     })
     .await
+    .map(|work| (work, coin))
 }
 
 /// Round 3: commits to this party's combined check value H̄ (with a nonce); returns the

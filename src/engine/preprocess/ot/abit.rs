@@ -133,21 +133,29 @@ pub async fn generate<C: Channel>(
     })
     .await?;
 
-    // The challenge seed is committed to before any correction is sent and opened after all
-    // are, so no MAC holder can adapt its bits to the challenges.
-    let coin = CoinToss::commit(ctx, Phase::OtExtension, b"OT extension challenge").await?;
+    // The challenge seed is committed to with the first corrections (at the head of the
+    // first message, saving the commitments a round of their own) and opened after all
+    // corrections are received, so no MAC holder can adapt its bits to the challenges.
+    let mut drawn = Some(CoinToss::draw(ctx, b"OT extension challenge"));
+    let mut coin = None;
 
     let delta = ctx.delta;
     let mut start = 0;
     while start < len {
         let rows = message_rows(ctx.others.len()).min(len - start);
+        let head = drawn.as_ref().map(|d| *d.commitment());
         let (back, msgs) = offload(move || {
-            let msgs = st.mac_side(start, rows);
+            let msgs = st.mac_side(start, rows, head.as_ref().map_or(&[][..], |h| &h[..]));
             (st, msgs)
         })
         .await?;
         st = back;
-        let received = ctx.exchange_each(Phase::OtExtension, msgs).await?;
+        let mut received = ctx.exchange_each(Phase::OtExtension, msgs).await?;
+        if let Some(d) = drawn.take() {
+            let (c, rest) = d.received(ctx, Phase::OtExtension, received)?;
+            coin = Some(c);
+            received = rest;
+        }
         for (s, u) in received.iter().enumerate() {
             ctx.expect_len(s, Phase::OtExtension, u, extension::message_len(rows))?;
         }
@@ -159,6 +167,13 @@ pub async fn generate<C: Channel>(
         start += rows;
     }
 
+    // Every batch has rows (at least the sacrificed ones), so the loop ran and took the
+    // peers' commitments.
+    let Some(coin) = coin else {
+        return Err(EngineError::Setup(
+            "an OT extension batch without rows has no challenge".into(),
+        ));
+    };
     let seed = coin.open(ctx, Phase::OtCheck).await?;
     let (st, x_tilde, mac_acc, key_acc) = offload(move || {
         let (x, macs, keys) = st.combine(&seed);
@@ -299,9 +314,10 @@ fn equivocate_x_tilde(mut msgs: Vec<Bytes>, slot: usize, x_tilde: Block) -> Vec<
 }
 
 impl Extension {
-    /// The MAC-holder side of rows `start..start + rows` with every peer: the corrections,
+    /// The MAC-holder side of rows `start..start + rows` with every peer: `head` (the coin
+    /// commitment on a batch's first message, else nothing), then the corrections,
     /// [`TILE_ROWS`] rows at a time.
-    fn mac_side(&mut self, start: usize, rows: usize) -> Vec<Bytes> {
+    fn mac_side(&mut self, start: usize, rows: usize, head: &[u8]) -> Vec<Bytes> {
         let nb = rows / 128;
         let x = &self.ab.bits[start / 128..start / 128 + nb];
         let mut msgs = Vec::with_capacity(self.pairs.len());
@@ -318,7 +334,8 @@ impl Extension {
             };
             #[cfg(feature = "testing")]
             let x = flipped.as_deref().unwrap_or(x);
-            let mut msg = Vec::with_capacity(extension::message_len(rows));
+            let mut msg = Vec::with_capacity(head.len() + extension::message_len(rows));
+            msg.extend_from_slice(head);
             for tile in tiles(rows) {
                 pair.mac_chunk(
                     &x[tile.start / 128..tile.end / 128],

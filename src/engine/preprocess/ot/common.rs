@@ -175,32 +175,103 @@ fn coin_commitment(
 /// The name of the check that a wrong coin opening fails.
 pub const COIN_CHECK: &str = "coin toss commitment check";
 
+/// Bytes of a coin commitment.
+pub const COMMITMENT: usize = 32;
+
+/// This party's seed and commitment of a coin toss whose commitments travel at the head of
+/// another message, which saves the commitments a round of their own. That message must go
+/// out before the value the coin must not depend on is known to anyone but its sender (the
+/// same condition as for [`CoinToss::commit`]).
+pub struct DrawnCoin {
+    label: &'static [u8],
+    seed: [u8; 32],
+    commitment: [u8; COMMITMENT],
+}
+
+impl DrawnCoin {
+    /// This party's commitment, to put at the head of its message.
+    pub fn commitment(&self) -> &[u8; COMMITMENT] {
+        &self.commitment
+    }
+
+    /// `msg` with this party's commitment at its head.
+    pub fn prefixed(&self, msg: &[u8]) -> Bytes {
+        let mut out = Vec::with_capacity(COMMITMENT + msg.len());
+        out.extend_from_slice(&self.commitment);
+        out.extend_from_slice(msg);
+        Bytes::from(out)
+    }
+
+    /// Takes every peer's commitment off the head of its message (slot order) and returns
+    /// the coin, ready to open, and the rest of each message. A message too short to hold a
+    /// commitment is malformed.
+    pub fn received<C: Channel>(
+        self,
+        ctx: &Ctx<'_, C>,
+        phase: Phase,
+        msgs: Vec<Bytes>,
+    ) -> Result<(CoinToss, Vec<Bytes>), EngineError> {
+        let mut commitments = Vec::with_capacity(msgs.len());
+        let mut rest = Vec::with_capacity(msgs.len());
+        for (s, mut msg) in msgs.into_iter().enumerate() {
+            if msg.len() < COMMITMENT {
+                return Err(ctx.malformed(
+                    s,
+                    phase,
+                    format!(
+                        "{} bytes cannot hold the {}-byte coin commitment at its head",
+                        msg.len(),
+                        COMMITMENT
+                    ),
+                ));
+            }
+            let head = msg.split_to(COMMITMENT);
+            let mut c = [0u8; COMMITMENT];
+            c.copy_from_slice(&head);
+            commitments.push(c);
+            rest.push(msg);
+        }
+        let coin = CoinToss {
+            label: self.label,
+            seed: self.seed,
+            commitments,
+        };
+        Ok((coin, rest))
+    }
+}
+
 impl CoinToss {
+    /// This party's seed for the coin `label` and its commitment, for a message of its own
+    /// ([`CoinToss::commit`]) or the head of another ([`DrawnCoin`]).
+    pub fn draw<C: Channel>(ctx: &mut Ctx<'_, C>, label: &'static [u8]) -> DrawnCoin {
+        let mut seed = [0u8; 32];
+        let mut blocks = [0u128; 2];
+        ctx.rng.fill(&mut blocks);
+        seed[..16].copy_from_slice(&blocks[0].to_le_bytes());
+        seed[16..].copy_from_slice(&blocks[1].to_le_bytes());
+        let commitment = coin_commitment(&ctx.run_id, label, ctx.slots.me, ctx.batch, &seed);
+        DrawnCoin {
+            label,
+            seed,
+            commitment,
+        }
+    }
+
     /// Round 1: sends this party's commitment and receives everyone else's.
     pub async fn commit<C: Channel>(
         ctx: &mut Ctx<'_, C>,
         phase: Phase,
         label: &'static [u8],
     ) -> Result<CoinToss, EngineError> {
-        let mut seed = [0u8; 32];
-        let mut blocks = [0u128; 2];
-        ctx.rng.fill(&mut blocks);
-        seed[..16].copy_from_slice(&blocks[0].to_le_bytes());
-        seed[16..].copy_from_slice(&blocks[1].to_le_bytes());
-        let mine = coin_commitment(&ctx.run_id, label, ctx.slots.me, ctx.batch, &seed);
-        let received = ctx.broadcast(phase, Bytes::copy_from_slice(&mine)).await?;
-        let mut commitments = Vec::with_capacity(received.len());
+        let drawn = Self::draw(ctx, label);
+        let received = ctx
+            .broadcast(phase, Bytes::copy_from_slice(drawn.commitment()))
+            .await?;
         for (s, msg) in received.iter().enumerate() {
-            ctx.expect_len(s, phase, msg, 32)?;
-            let mut c = [0u8; 32];
-            c.copy_from_slice(msg);
-            commitments.push(c);
+            ctx.expect_len(s, phase, msg, COMMITMENT)?;
         }
-        Ok(CoinToss {
-            label,
-            seed,
-            commitments,
-        })
+        let (coin, _) = drawn.received(ctx, phase, received)?;
+        Ok(coin)
     }
 
     /// Round 2: opens the seeds, checks every opening against its commitment, absorbs the
