@@ -87,29 +87,22 @@ pub async fn setup<C: Channel>(
 
 /// Folds the 2^k expansions in `buf` (leaf x at `x·nb`) into the k columns in `cols`
 /// (column j at `j·nb`: the XOR of the leaves with bit j set) and leaves the XOR of all
-/// leaves in `buf[..nb]`. Step j pairs the partial sums that differ in bit j.
+/// leaves in `buf[..nb]`. Step j adds slot x + 2^j into slot x for every x whose bits
+/// 0..=j are 0: each slot then holds the sum over the leaves that agree with it above bit
+/// j. The sums stay in place (no slot is copied), so a tree costs 2^k − 1 passes of XORs.
 fn fold(buf: &mut [Block], nb: usize, cols: &mut [Block]) {
-    let mut n = LEAVES;
-    for col in cols.chunks_exact_mut(nb) {
+    for (j, col) in cols.chunks_exact_mut(nb).enumerate() {
+        let step = 1 << j;
         col.fill(0);
-        for a in 0..n / 2 {
-            // Pair a (at 2a·nb) folds into slot a, which lies before it (or is its even
-            // half, for a = 0): split so that the loops run on slices without bounds checks.
-            let (front, pair) = buf.split_at_mut(2 * a * nb);
-            let (even, odd) = pair[..2 * nb].split_at_mut(nb);
-            let out = if a == 0 {
-                even
-            } else {
-                let out = &mut front[a * nb..(a + 1) * nb];
-                out.copy_from_slice(even);
-                out
-            };
-            for ((o, &x), c) in out.iter_mut().zip(odd.iter()).zip(col.iter_mut()) {
-                *c ^= x;
-                *o ^= x;
+        for x in (0..LEAVES).step_by(2 * step) {
+            // Split so that the loop runs on slices without bounds checks.
+            let (low, high) = buf.split_at_mut((x + step) * nb);
+            let (out, odd) = (&mut low[x * nb..(x + 1) * nb], &high[..nb]);
+            for ((o, &v), c) in out.iter_mut().zip(odd).zip(col.iter_mut()) {
+                *c ^= v;
+                *o ^= v;
             }
         }
-        n /= 2;
     }
 }
 
