@@ -143,9 +143,11 @@ pub async fn generate<C: Channel>(
     let mut start = 0;
     while start < len {
         let rows = message_rows(ctx.others.len()).min(len - start);
-        let head = drawn.as_ref().map(|d| *d.commitment());
+        let head = drawn
+            .as_ref()
+            .map_or(Vec::new(), |d| d.commitment().to_vec());
         let (back, msgs) = offload(move || {
-            let msgs = st.mac_side(start, rows, head.as_ref().map_or(&[][..], |h| &h[..]));
+            let msgs = st.mac_side(start, rows, &head);
             (st, msgs)
         })
         .await?;

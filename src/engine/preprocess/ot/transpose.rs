@@ -53,20 +53,12 @@ fn simd_available() -> bool {
     }
 }
 
-/// The transpose of `m` (word r, bit c ↦ word c, bit r), with AVX2 when `simd` says the
-/// CPU has it ([`simd_available`]).
+/// The transpose of `m` (word r, bit c ↦ word c, bit r): one block of 128 one-block
+/// columns.
 #[cfg(test)]
 fn transpose128(m: &[Block; 128], simd: bool) -> [Block; 128] {
     let mut out = [0u128; 128];
-    #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` is true only when the CPU supports AVX2 (`simd_available`).
-        unsafe { x86::transpose128(|r| m[r], &mut out) };
-        return out;
-    }
-    let _ = simd;
-    out.copy_from_slice(m);
-    portable(&mut out);
+    transpose_columns(m, 1, &mut out, simd);
     out
 }
 
@@ -220,21 +212,12 @@ mod tests {
         }
     }
 
-    /// Not a test: the time per 128×128 transpose of either path
+    /// Not a test: the time per 128×128 block of either path, read from 128 columns of
+    /// 128 blocks (a tile of the OT extension) on one thread
     /// (`cargo test --release --lib transpose_speed -- --ignored --nocapture`).
     #[test]
     #[ignore]
     fn transpose_speed() {
-        let mut m = [0u128; 128];
-        Prg::new([3; 16]).fill(&mut m);
-        for simd in [false, simd_available()] {
-            let t = std::time::Instant::now();
-            for _ in 0..200_000 {
-                std::hint::black_box(transpose128(std::hint::black_box(&m), simd));
-            }
-            eprintln!("AVX2 {simd}: {:?} per 128×128", t.elapsed() / 200_000);
-        }
-        // In place: 128 columns of 128 blocks (a tile of the OT extension) on one thread.
         let nb = 128;
         let mut cols = vec![0u128; 128 * nb];
         Prg::new([4; 16]).fill(&mut cols);
