@@ -14,8 +14,9 @@ use crate::engine::{EngineError, MAX_PARTIES};
 use super::PartyConfig;
 
 const MAGIC: &[u8; 4] = b"MPCh";
-/// Version 4: half gates for two parties, 64-bit leaky-AND check values.
-const VERSION: u8 = 4;
+/// Version 5: leaky triples bucketed by coin-tossed rotations of layers (4: half gates for
+/// two parties, 64-bit leaky-AND check values).
+const VERSION: u8 = 5;
 /// The output parties as a bitmap of [`MAX_PARTIES`] bits.
 const OUTPUTS_LEN: usize = MAX_PARTIES / 8;
 /// Magic, version, program hash, party count, index, evaluator, source, chunk size, session
@@ -515,7 +516,10 @@ mod tests {
         };
         assert_eq!(
             e.to_string(),
-            "party 2 speaks protocol version 2, this party version 4: use the same mpc release"
+            format!(
+                "party 2 speaks protocol version 2, this party version {VERSION}: use the same \
+                 mpc release"
+            )
         );
     }
 }

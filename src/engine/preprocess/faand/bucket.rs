@@ -1,6 +1,6 @@
-//! Step 3 of a batch: the coin-tossed permutation into buckets, the pass that gathers every
-//! gate's material and this party's shares of the differences, and the folding once the
-//! differences are open (see the parent module for the protocol).
+//! Step 3 of a batch: the coin-tossed buckets, the pass that gathers every gate's material
+//! and this party's shares of the differences, and the folding once the differences are
+//! open (see the parent module for the protocol).
 
 use rayon::prelude::*;
 
@@ -10,57 +10,53 @@ use crate::engine::preprocess::ot::abit::ABits;
 use crate::engine::preprocess::ot::common::get_bit;
 use crate::engine::share::{AuthBits, Block};
 
-/// A uniformly random permutation of 0..len (Fisher–Yates, exact by rejection) from the coin.
-pub(super) fn permutation(seed: &[u8; 32], len: usize) -> Vec<u32> {
-    let mut rng = Prg::from_seed32(seed, 3);
-    let mut words = vec![0u128; 512];
-    let mut used = 2 * words.len();
-    let mut next = move || {
-        if used == 2 * words.len() {
-            rng.fill(&mut words);
-            used = 0;
-        }
-        let w = words[used / 2];
-        used += 1;
-        if used % 2 == 1 {
-            w as u64
-        } else {
-            (w >> 64) as u64
-        }
-    };
-    let mut p: Vec<u32> = (0..len as u32).collect();
-    for i in (1..len).rev() {
-        let bound = i as u64 + 1;
-        // Values above `top` would make the low residues more likely: reject them.
-        let top = u64::MAX - (u64::MAX % bound + 1) % bound;
-        let j = loop {
-            let r = next();
-            if r <= top {
-                break (r % bound) as usize;
-            }
-        };
-        p.swap(i, j);
-    }
-    p
+/// Which leaky triples make up each bucket. The ℓ·B triples are B layers of ℓ (layer c
+/// holds triples c·ℓ .. (c+1)·ℓ); bucket k takes triple (k + s_c) mod ℓ of every layer c,
+/// with s_0 = 0 and s_1 .. s_{B−1} uniform from the coin. Every bucket reads B
+/// sequential streams, where a random permutation made every read a cache miss (a tenth of
+/// a 1M-AND run's CPU went to those misses); the bound the rotations need is in
+/// [`super::bound`].
+pub(super) struct Buckets {
+    ands: usize,
+    shifts: Vec<usize>,
 }
 
-/// Hints the CPU to load the cache line of `v` (bucketing reads triples in random order; a
-/// few buckets of look-ahead keep many loads in flight).
-#[inline(always)]
-fn prefetch<T>(v: &T) {
-    #[cfg(target_arch = "x86_64")]
-    {
-        use std::arch::x86_64::{_MM_HINT_T0, _mm_prefetch};
-        // SAFETY: a prefetch never faults and has no architectural effect; SSE is part of
-        // the x86_64 baseline.
-        unsafe { _mm_prefetch::<_MM_HINT_T0>(v as *const T as *const i8) };
+impl Buckets {
+    /// The rotations for `ands` buckets of `bucket` triples, from the coin.
+    pub(super) fn from_coin(seed: &[u8; 32], ands: usize, bucket: usize) -> Self {
+        let mut rng = Prg::from_seed32(seed, 3);
+        let bound = ands.max(1) as u128;
+        // Values at or above `top` would make the low residues more likely: reject them.
+        let top = u128::MAX - u128::MAX % bound;
+        let mut shifts = vec![0; bucket.max(1)];
+        for shift in shifts.iter_mut().skip(1) {
+            *shift = loop {
+                let mut word = [0u128; 1];
+                rng.fill(&mut word);
+                if word[0] < top {
+                    break (word[0] % bound) as usize;
+                }
+            };
+        }
+        Self { ands, shifts }
     }
-    #[cfg(not(target_arch = "x86_64"))]
-    let _ = v;
-}
 
-/// Buckets of look-ahead for prefetching.
-const AHEAD: usize = 8;
+    /// No buckets: a batch without AND gates.
+    pub(super) fn none() -> Self {
+        Self {
+            ands: 0,
+            shifts: vec![0],
+        }
+    }
+
+    /// The leaky triple in slot `c` of bucket `k`.
+    #[inline]
+    pub(super) fn triple(&self, k: usize, c: usize) -> usize {
+        let j = k + self.shifts[c];
+        let j = if j >= self.ands { j - self.ands } else { j };
+        c * self.ands + j
+    }
+}
 
 /// AND gates per task of the passes in bucket order: a multiple of 128, so that a task owns
 /// whole blocks of the packed differences whatever the bucket size.
@@ -79,7 +75,7 @@ pub(super) fn gather(
     ab: &ABits,
     layout: Layout,
     m: usize,
-    perm: &[u32],
+    buckets: &Buckets,
     mut out: AuthBits,
     d_mine: &mut [Block],
     mac_diffs: &mut Vec<Block>,
@@ -136,21 +132,7 @@ pub(super) fn gather(
                 .enumerate()
             {
                 let k = first + i;
-                if let Some(ahead) = perm.get((k + AHEAD) * b_size..(k + AHEAD + 1) * b_size) {
-                    for &p in ahead {
-                        // x, y, r of a triple are 48 adjacent bytes: up to two cache lines.
-                        let (t, last) = (layout.x(p as usize), layout.r(p as usize));
-                        prefetch(&ab.bits[t / 128]);
-                        for s in 0..m {
-                            prefetch(&ab.macs[s][t]);
-                            prefetch(&ab.macs[s][last]);
-                            prefetch(&ab.keys[s][t]);
-                            prefetch(&ab.keys[s][last]);
-                        }
-                    }
-                }
-                let bucket = &perm[k * b_size..(k + 1) * b_size];
-                let p0 = bucket[0] as usize;
+                let p0 = buckets.triple(k, 0);
                 let y0t = layout.y(p0);
                 let y0 = ab.bit(y0t);
                 // a, b, c and λ of the gate, written in place (m is small: element by
@@ -160,8 +142,8 @@ pub(super) fn gather(
                 let (z_mk, l_mk) = rest.split_at_mut(w);
                 let mut a_bit = false;
                 let mut z_bit = false;
-                for (c, &p) in bucket.iter().enumerate() {
-                    let p = p as usize;
+                for c in 0..b_size {
+                    let p = buckets.triple(k, c);
                     let (tx, ty, tr) = (layout.x(p), layout.y(p), layout.r(p));
                     a_bit ^= ab.bit(tx);
                     z_bit ^= ab.bit(tr);
@@ -199,14 +181,14 @@ pub(super) fn gather(
 }
 
 /// c ← c ⊕ d·x for every folded triple whose opened difference d is 1 (its x read from the
-/// aBits through the bucketing permutation), groups of gates on every core.
+/// aBits through the buckets), groups of gates on every core.
 pub(super) fn fold_differences(
     out: &mut AuthBits,
     ab: &ABits,
     layout: Layout,
     m: usize,
     d: &[Block],
-    perm: &[u32],
+    buckets: &Buckets,
 ) {
     let w = 2 * m;
     let b_size = layout.bucket;
@@ -228,7 +210,7 @@ pub(super) fn fold_differences(
                 for c in 1..b_size {
                     let idx = k * (b_size - 1) + c - 1;
                     if get_bit(d, idx) {
-                        let tx = layout.x(perm[k * b_size + c] as usize);
+                        let tx = layout.x(buckets.triple(k, c));
                         bits[2] ^= ab.bit(tx);
                         for s in 0..m {
                             c_mk[s] ^= ab.macs[s][tx];
@@ -238,4 +220,44 @@ pub(super) fn fold_differences(
                 }
             }
         });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_triple_is_in_exactly_one_bucket_one_per_layer() {
+        for (ands, bucket) in [(1usize, 40usize), (7, 3), (1000, 4), (65_537, 4)] {
+            let buckets = Buckets::from_coin(&[7; 32], ands, bucket);
+            let mut seen = vec![false; ands * bucket];
+            for k in 0..ands {
+                for c in 0..bucket {
+                    let t = buckets.triple(k, c);
+                    assert_eq!(t / ands, c, "slot {c} of a bucket comes from layer {c}");
+                    assert!(!seen[t], "triple {t} is in two buckets");
+                    seen[t] = true;
+                }
+            }
+            assert!(seen.iter().all(|&s| s));
+        }
+    }
+
+    #[test]
+    fn the_shifts_come_from_the_coin() {
+        let ands = 1 << 16;
+        let a = Buckets::from_coin(&[1; 32], ands, 4);
+        let b = Buckets::from_coin(&[2; 32], ands, 4);
+        assert_eq!(a.shifts[0], 0);
+        assert!(a.shifts.iter().all(|&s| s < ands));
+        // Layers 1..B of two coins line up by chance with probability 2^-48.
+        assert_ne!(a.shifts, b.shifts);
+        // Over many coins every shift of a small batch turns up (uniform, not biased to 0).
+        let mut hits = [0u32; 5];
+        for seed in 0..=255u8 {
+            let s = Buckets::from_coin(&[seed; 32], 5, 2);
+            hits[s.shifts[1]] += 1;
+        }
+        assert!(hits.iter().all(|&h| h > 25), "{hits:?}");
+    }
 }

@@ -36,32 +36,44 @@
 //!    the combination with probability 1 − 2^-128. Flips in the upper bits of U are the
 //!    only flips left, and they are caught as before; the lower bits are no longer sent.
 //!    What U hides is unchanged: π(U) is a projection of a value masked by H'(K ⊕ Δ).
-//! 3. **Bucketing** (FaAND): a coin-tossed permutation (the same coin as the challenges, so
-//!    it is fixed only after every leaky triple is) puts the L leaky triples into ℓ
-//!    buckets of B. Within a bucket, triple (x', y', z') is folded into (x, y, z) by opening
+//! 3. **Bucketing** (FaAND): the L leaky triples are B layers of ℓ, and bucket k takes
+//!    triple (k + s_c) mod ℓ of layer c, with s_0 = 0 and shifts s_1 .. s_{B−1} from a coin
+//!    toss (the same coin as the challenges, so they are fixed only after every leaky
+//!    triple is). Within a bucket, triple (x', y', z') is folded into (x, y, z) by opening
 //!    d = y ⊕ y' with MACs (the **bucketing MAC check**) and setting
 //!    x ← x ⊕ x', z ← z ⊕ z' ⊕ d·x'. The result leaks nothing unless every triple of its
-//!    bucket leaked. B is the smallest size for which the WRK17/WMK17 bound
-//!    `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` is at most 2^-ρ (at ρ = 40: B = 3 from about
-//!    280,000 triples per batch, B = 4 from about 3,100, B = 5 from about 320, more below;
-//!    this reproduces the table emp-agmpc uses). The differences d are opened in the same
-//!    round as the leaky-AND check values: d = y ⊕ y' of random aBits says nothing about any
-//!    input, and nothing is used before both checks pass.
+//!    bucket leaked. B is the smallest size for which the rotation bound
+//!    `2^-B · ℓ^-(B−1)` of [`bound`] is at most 2^-ρ (at ρ = 40: B = 3 from 2^18.5 ≈
+//!    370,000 AND gates per batch, B = 4 from 4,096, B = 5 from 431, more below). The
+//!    differences d are opened in the same round as the leaky-AND check values:
+//!    d = y ⊕ y' of random aBits says nothing about any input, and nothing is used before
+//!    both checks pass.
+//!
+//!    **Why rotations and not a random permutation.** WRK17 puts the triples into buckets
+//!    with a uniformly random permutation, whose bound (`max_b 2^-b · ℓ · C(b, B) /
+//!    C(ℓB, B)`, Wang–Malozemoff–Katz 2017) is a little tighter: it allows B = 4 from about
+//!    3,100 gates and B = 3 from 280,000 at ρ = 40. But a permutation makes every read of
+//!    the bucketing pass a cache miss, which cost a tenth of a 1M-gate run's CPU; with
+//!    rotations each bucket reads B sequential streams. At the batch sizes the memory
+//!    budget allows (about 65,000 gates with 2 parties), both give B = 4; the two bounds
+//!    differ by one only for batches of 1,000–4,100 or 280,000–370,000 gates (and a few
+//!    smaller ranges). The argument for rotations: a cheater who tries t_c triples of
+//!    layer c passes with probability 2^-Σt_c, and for each tried triple of layer 0 the
+//!    triple it meets in layer c is uniform in that layer, so some bucket is all tried
+//!    with probability at most t_0 · Π_{c≥1} t_c/ℓ; as t · 2^-t ≤ 1/2 the product is at
+//!    most 2^-B · ℓ^-(B−1). A unit test checks this against every cheater of small
+//!    batches.
 //!
 //! **Statistical security per run, not per batch.** Every batch buckets with its own coin,
 //! so an adversary gets one independent try per batch, and a run of k batches fails with
 //! probability at most k times the per-batch bound. Each batch therefore uses
 //! ρ = 40 + ⌈log2 k⌉ ([`batch_rho`]), which keeps the whole run at 2^-40 or better
-//! (k · 2^-(40 + ⌈log2 k⌉) ≤ 2^-40). The bound itself is WRK17's bucketing lemma (their
-//! §5, following Wang–Malozemoff–Katz 2017): with ℓ buckets of B drawn by a uniform
-//! permutation of ℓ·B leaky triples of which b leaked, each leak guessed at the risk of
-//! an abort with probability 1/2, the adversary wins with probability at most
-//! `max_b 2^-b · ℓ · C(b, B) / C(ℓB, B)` ([`log2_failure`]). B = 3 needs about 280,000 AND
-//! gates in one batch at ρ = 40, 390,000 at ρ = 41, 1.6 million at ρ = 45; B = 4 needs
-//! about 3,000, 3,800 and 9,700. The batch planner in [`super::ot`] caps a batch's memory,
-//! so a large circuit is many batches of about 65,000 AND gates (2 parties) at B = 4: that
-//! costs a third more leaky triples per AND gate than B = 3, which would need batches of
-//! hundreds of thousands of gates, hundreds of megabytes each (see [`super::ot`]).
+//! (k · 2^-(40 + ⌈log2 k⌉) ≤ 2^-40). B = 3 needs about 370,000 AND gates in one batch at
+//! ρ = 40, 524,000 at ρ = 41, 2.1 million at ρ = 45; B = 4 needs 4,096, 5,200 and 13,000.
+//! The batch planner in [`super::ot`] caps a batch's memory, so a large circuit is many
+//! batches of about 65,000 AND gates (2 parties) at B = 4: that costs a third more leaky
+//! triples per AND gate than B = 3, which would need batches of hundreds of thousands of
+//! gates, hundreds of megabytes each (see [`super::ot`]).
 //!
 //! Yang–Wang–Zhang (ePrint 2019/1104): their changes to this phase are not implemented
 //! (yet); the only related technique used is checking a whole batch through one random
@@ -80,7 +92,7 @@ use bytes::Bytes;
 use futures_util::future::{try_join, try_join_all};
 use subtle::ConstantTimeEq;
 
-use self::bucket::{fold_differences, gather, permutation};
+use self::bucket::{Buckets, fold_differences, gather};
 use self::leaky::{BATCH_BITS, TRIPLE_BITS, Work, laand_commitment};
 use super::ot::abit::ABits;
 use super::ot::common::{CoinToss, Ctx, DrawnCoin, bits_to_bytes, offload, read_block};
@@ -179,7 +191,7 @@ pub async fn triples<C: Channel>(
             &ab,
             layout,
             m,
-            &[],
+            &Buckets::none(),
             out,
             &mut [],
             &mut bufs.mac_diffs,
@@ -189,7 +201,7 @@ pub async fn triples<C: Channel>(
     }
 
     work = half_ands(ctx, work).await?;
-    // The challenges and the bucketing permutation come from one coin toss, opened after
+    // The challenges and the bucketing shifts come from one coin toss, opened after
     // every leaky triple and every H_i is fixed; its commitments ride on the e bits.
     let drawn = CoinToss::draw(ctx, b"leaky AND");
     let (back, coin) = authenticate_z(ctx, work, drawn).await?;
@@ -203,19 +215,19 @@ pub async fn triples<C: Channel>(
     work = back;
     let (opening, commitments) = commit_to_check_value(ctx, h_bar).await?;
 
-    // One pass in bucket order (the only random accesses): writes a, b, Σz, λ of every gate
+    // One pass in bucket order (B sequential streams): writes a, b, Σz, λ of every gate
     // into `out`, this party's shares of every d = y[p0] ⊕ y[pc] with, per peer, the digest
     // of their MACs, and keeps what the opened d still needs sequentially.
     let diffs = layout.ands * (layout.bucket - 1);
-    let (back, out, d_mine, digests, perm) = offload(move || {
-        let perm = permutation(&seed, big_l);
+    let (back, out, d_mine, digests, buckets) = offload(move || {
+        let buckets = Buckets::from_coin(&seed, layout.ands, layout.bucket);
         let mut d_mine = vec![0u128; diffs.div_ceil(128)];
         let Work { ab, bufs, .. } = &mut work;
         let out = gather(
             ab,
             layout,
             m,
-            &perm,
+            &buckets,
             out,
             &mut d_mine,
             &mut bufs.mac_diffs,
@@ -230,7 +242,7 @@ pub async fn triples<C: Channel>(
                 digest.finish()
             })
             .collect();
-        (work, out, d_mine, digests, perm)
+        (work, out, d_mine, digests, buckets)
     })
     .await?;
     work = back;
@@ -240,7 +252,7 @@ pub async fn triples<C: Channel>(
     let d = bucketing_check(ctx, &work, diffs, d_mine, &received)?;
     let (out, work) = offload(move || {
         let mut out = out;
-        fold_differences(&mut out, &work.ab, layout, m, &d, &perm);
+        fold_differences(&mut out, &work.ab, layout, m, &d, &buckets);
         (out, work)
     })
     .await?;

@@ -50,8 +50,8 @@
 //! [`super::faand`]). The planner takes the fewest batches that fit the cap at the bucket
 //! size their ρ needs. With the cap, B = 4 for every batch of a large circuit (the 1M-gate
 //! benchmark: 17 batches of about 63,000 gates at ρ = 45; 10 million gates: 153 batches
-//! at ρ = 48); B = 3 would need at least 280,000 gates in a batch (ρ = 40, one batch) and
-//! 1.6 million at ρ = 45, several hundred megabytes per party. Measured on the 1M-gate
+//! at ρ = 48); B = 3 would need at least 370,000 gates in a batch (ρ = 40, one batch) and
+//! 2.1 million at ρ = 45, several hundred megabytes per party. Measured on the 1M-gate
 //! benchmark (2 parties, one process): B = 4 in small batches sends 23% more bytes (676
 //! instead of 547 per AND gate, both parties) in about the same time (smaller batches stay
 //! in cache and reuse their pages), at a fifth of the memory.
@@ -86,9 +86,9 @@ pub const MAX_BATCH_LEAKY: usize = 1 << 18;
 /// (a MAC and a key per peer: 96·m), the leaky-AND messages out and in (16·m), the keys on
 /// the bucketing differences (at most 16·m), the batch's output per AND gate shared among
 /// its B triples (at most 32·m + 8·m with the output-mask aBit), and per-triple scratch
-/// (accumulator, permutation: 20).
+/// (the accumulator: 16).
 const fn bytes_per_leaky(m: usize) -> usize {
-    164 * m + 20
+    164 * m + 16
 }
 
 /// Fewest leaky triples a batch may be capped at (however many parties): below this the
