@@ -25,25 +25,29 @@ pub(super) const BATCH_BITS: u32 = 48;
 /// Bits of the triple index in a tweak.
 pub(super) const TRIPLE_BITS: u32 = 32;
 
-/// Bits of the purpose in a tweak.
-const PURPOSE_BITS: u32 = 128 - BATCH_BITS - TRIPLE_BITS - 2 * PARTY_BITS;
+/// Bits of a tweak below the party indices, left zero.
+const SPARE_BITS: u32 = 128 - BATCH_BITS - TRIPLE_BITS - 2 * PARTY_BITS;
 
-const _: () = assert!(PURPOSE_BITS >= 1);
+const _: () = assert!(BATCH_BITS + TRIPLE_BITS + 2 * PARTY_BITS <= 128);
 
-/// The tweak of hash input `purpose` (0: half AND, 1: leaky-AND check) for triple t of the
-/// pair (sender holds the keys, receiver the MACs), from high to low bits: batch (48 bits),
-/// t (32), sender, receiver ([`PARTY_BITS`] each), purpose (the rest). Every field is
-/// within its width (party indices are below [`crate::engine::MAX_PARTIES`], batches and
-/// triples are checked in [`super::triples`]), so distinct inputs give distinct tweaks.
+/// The tweak of the hash for triple t of the pair (sender holds the keys, receiver the
+/// MACs), from high to low bits: batch (48 bits), t (32), sender, receiver ([`PARTY_BITS`]
+/// each), zeros. Every field is within its width (party indices are below
+/// [`crate::engine::MAX_PARTIES`], batches and triples are checked in [`super::triples`]),
+/// so distinct inputs give distinct tweaks.
+///
+/// One hash serves both uses of a key: its lowest bit is the half-AND bit's pad and its
+/// upper 64 bits (the [`PROJECTION`]) the leaky-AND check's pad H'. The two are disjoint
+/// bits of one pseudorandom block, so they are as independent as two hashes with two
+/// tweaks would be, at half the hashing (the bits in between are not used).
 #[inline]
-fn tweak(batch: u64, t: usize, sender: usize, receiver: usize, purpose: u8) -> Block {
+fn tweak(batch: u64, t: usize, sender: usize, receiver: usize) -> Block {
     debug_assert!(batch < 1 << BATCH_BITS && (t as u64) < 1 << TRIPLE_BITS);
     debug_assert!(sender < 1 << PARTY_BITS && receiver < 1 << PARTY_BITS);
     ((batch as u128) << (128 - BATCH_BITS))
-        | ((t as u128) << (2 * PARTY_BITS + PURPOSE_BITS))
-        | ((sender as u128) << (PARTY_BITS + PURPOSE_BITS))
-        | ((receiver as u128) << PURPOSE_BITS)
-        | purpose as u128
+        | ((t as u128) << (2 * PARTY_BITS + SPARE_BITS))
+        | ((sender as u128) << (PARTY_BITS + SPARE_BITS))
+        | ((receiver as u128) << SPARE_BITS)
 }
 
 /// The bits of a check value the leaky AND check compares: the upper 64 (see the parent
@@ -144,21 +148,22 @@ impl Work {
                         sc.tweaks.clear();
                         for t in start..end {
                             let k = self.ab.keys[s][layout.x(t)];
-                            let (th, tl) = (tweak(batch, t, me, j, 0), tweak(batch, t, me, j, 1));
-                            sc.buf.extend_from_slice(&[k, k ^ delta, k, k ^ delta]);
-                            sc.tweaks.extend_from_slice(&[th, th, tl, tl]);
+                            let tw = tweak(batch, t, me, j);
+                            sc.buf.extend_from_slice(&[k, k ^ delta]);
+                            sc.tweaks.extend_from_slice(&[tw, tw]);
                         }
                         tccr.hash(&mut sc.buf, &sc.tweaks, &mut sc.hashed);
                         for (i, t) in (start..end).enumerate() {
-                            let h = &sc.buf[4 * i..4 * i + 4];
-                            let h0 = h[0] & 1 == 1;
-                            let bit = h0 ^ (h[1] & 1 == 1) ^ self.ab.bit(layout.y(t));
+                            let (h0, h1) = (sc.buf[2 * i], sc.buf[2 * i + 1]);
+                            let low = h0 & 1 == 1;
+                            let bit = low ^ (h1 & 1 == 1) ^ self.ab.bit(layout.y(t));
                             half_bits[i / 8] |= u8::from(bit) << (i % 8);
-                            if h0 {
+                            if low {
                                 v_bits[i / 128] ^= 1 << (i % 128);
                             }
-                            acc[i] ^= h[2];
-                            let u = project(h[2] ^ h[3] ^ self.phi(t));
+                            // Only the projected bits of `acc` enter the check.
+                            acc[i] ^= h0;
+                            let u = project(h0 ^ h1 ^ self.phi(t));
                             us[U_BYTES * i..U_BYTES * (i + 1)].copy_from_slice(&u.to_le_bytes());
                         }
                     },
@@ -190,17 +195,13 @@ impl Work {
                     sc.buf.clear();
                     sc.tweaks.clear();
                     for t in start..end {
-                        let mac = ab.macs[s][layout.x(t)];
-                        sc.buf.extend_from_slice(&[mac, mac]);
-                        sc.tweaks.extend_from_slice(&[
-                            tweak(batch, t, j, me, 0),
-                            tweak(batch, t, j, me, 1),
-                        ]);
+                        sc.buf.push(ab.macs[s][layout.x(t)]);
+                        sc.tweaks.push(tweak(batch, t, j, me));
                     }
                     tccr.hash(&mut sc.buf, &sc.tweaks, &mut sc.hashed);
                     for (i, t) in (start..end).enumerate() {
-                        let mut bit = sc.buf[2 * i] & 1 == 1;
-                        let mut g = sc.buf[2 * i + 1];
+                        let mut g = sc.buf[i];
+                        let mut bit = g & 1 == 1;
                         if ab.bit(layout.x(t)) {
                             bit ^= (ha[t / 8] >> (t % 8)) & 1 == 1;
                             g ^= read_u(us, t);
@@ -369,14 +370,14 @@ mod tests {
     }
 
     /// Reads the fields back out of a tweak.
-    fn fields(t: Block) -> (u64, usize, usize, usize, u8) {
+    fn fields(t: Block) -> (u64, usize, usize, usize, u128) {
         let mask = |bits: u32| (1u128 << bits) - 1;
         (
             (t >> (128 - BATCH_BITS)) as u64,
-            ((t >> (2 * PARTY_BITS + PURPOSE_BITS)) & mask(TRIPLE_BITS)) as usize,
-            ((t >> (PARTY_BITS + PURPOSE_BITS)) & mask(PARTY_BITS)) as usize,
-            ((t >> PURPOSE_BITS) & mask(PARTY_BITS)) as usize,
-            (t & mask(PURPOSE_BITS)) as u8,
+            ((t >> (2 * PARTY_BITS + SPARE_BITS)) & mask(TRIPLE_BITS)) as usize,
+            ((t >> (PARTY_BITS + SPARE_BITS)) & mask(PARTY_BITS)) as usize,
+            ((t >> SPARE_BITS) & mask(PARTY_BITS)) as usize,
+            t & mask(SPARE_BITS),
         )
     }
 
@@ -397,12 +398,10 @@ mod tests {
             for &t in &triples {
                 for &sender in &parties {
                     for &receiver in &parties {
-                        for purpose in [0u8, 1] {
-                            let tw = tweak(batch, t, sender, receiver, purpose);
-                            // Each field reads back, so no two inputs share the tweak.
-                            assert_eq!(fields(tw), (batch, t, sender, receiver, purpose));
-                            assert!(seen.insert(tw));
-                        }
+                        let tw = tweak(batch, t, sender, receiver);
+                        // Each field reads back, so no two inputs share the tweak.
+                        assert_eq!(fields(tw), (batch, t, sender, receiver, 0));
+                        assert!(seen.insert(tw));
                     }
                 }
             }

@@ -22,6 +22,9 @@
 //!    32-byte opening per batch instead of 16 bytes per triple. A cheater may still guess an x bit of an honest party at the risk
 //!    of being caught with probability 1/2 — the leakage that bucketing removes.
 //!    The half-AND bits and the U blocks do not depend on z, so they travel in one round.
+//!    H' is not a second hash: the half AND uses the lowest bit of H and the check its upper
+//!    64 bits (below), disjoint bits of one tweakable correlation-robust hash per key, which
+//!    halves the hashing of this step (three hashes per triple and pair instead of six).
 //!
 //!    **64 bits of every check value.** The check is linear, so it holds as well for any
 //!    linear projection π of the values: Σ_i π(H_i) = (z ⊕ x·y)·π(ΣΔ). Each U therefore
