@@ -4,9 +4,10 @@
 //!
 //! The checks compute long inner products Σ χ_t·v_t. Products are accumulated *unreduced*
 //! (three 128-bit carry-less partial sums) and reduced once at the end, so each term costs
-//! four carry-less multiplications and no reduction. PCLMULQDQ is used when the CPU has it
-//! (detected at run time, so the binary still runs everywhere); a portable fallback gives
-//! the same results.
+//! four carry-less multiplications and no reduction. VPCLMULQDQ on 512-bit registers (four
+//! terms per instruction, about twice the throughput of PCLMULQDQ on the development
+//! machine) or PCLMULQDQ is used when the CPU has it (detected at run time, so the binary
+//! still runs everywhere); a portable fallback gives the same results (tests).
 
 use super::super::super::share::Block;
 
@@ -67,6 +68,13 @@ pub fn mul(a: Block, b: Block) -> Block {
 pub fn inner_product(chi: &[Block], v: &[Block]) -> Acc {
     #[cfg(target_arch = "x86_64")]
     {
+        if std::arch::is_x86_feature_detected!("avx512f")
+            && std::arch::is_x86_feature_detected!("vpclmulqdq")
+            && std::arch::is_x86_feature_detected!("pclmulqdq")
+        {
+            // SAFETY: the CPU supports AVX-512F and (V)PCLMULQDQ (checked just above).
+            return unsafe { x86::inner_product_wide(chi, v) };
+        }
         if std::arch::is_x86_feature_detected!("pclmulqdq") {
             // SAFETY: the CPU supports PCLMULQDQ (checked just above).
             return unsafe { x86::inner_product(chi, v) };
@@ -105,7 +113,10 @@ fn clmul_portable(a: u64, b: u64) -> u128 {
 
 #[cfg(target_arch = "x86_64")]
 mod x86 {
-    use std::arch::x86_64::{__m128i, _mm_clmulepi64_si128, _mm_set_epi64x, _mm_xor_si128};
+    use std::arch::x86_64::{
+        __m128i, _mm_clmulepi64_si128, _mm_set_epi64x, _mm_xor_si128, _mm512_clmulepi64_epi128,
+        _mm512_extracti32x4_epi32, _mm512_loadu_si512, _mm512_setzero_si512, _mm512_xor_si512,
+    };
 
     use super::Acc;
 
@@ -148,6 +159,47 @@ mod x86 {
             mid: to_u128(mid),
             hi: to_u128(hi),
         }
+    }
+
+    /// [`inner_product`] four terms at a time in 512-bit registers; the lanes' partial sums
+    /// are added at the end and the last terms go through [`inner_product`].
+    #[target_feature(enable = "avx512f,vpclmulqdq,pclmulqdq,sse2")]
+    pub(super) fn inner_product_wide(chi: &[u128], v: &[u128]) -> Acc {
+        let n = chi.len().min(v.len());
+        let wide = n / 4 * 4;
+        let mut lo = _mm512_setzero_si512();
+        let mut mid = _mm512_setzero_si512();
+        let mut hi = _mm512_setzero_si512();
+        for (c, x) in chi[..wide].chunks_exact(4).zip(v[..wide].chunks_exact(4)) {
+            // SAFETY: both chunks hold four u128, 64 bytes; unaligned loads.
+            let (a, b) = unsafe {
+                (
+                    _mm512_loadu_si512(c.as_ptr().cast()),
+                    _mm512_loadu_si512(x.as_ptr().cast()),
+                )
+            };
+            lo = _mm512_xor_si512(lo, _mm512_clmulepi64_epi128::<0x00>(a, b));
+            mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128::<0x10>(a, b));
+            mid = _mm512_xor_si512(mid, _mm512_clmulepi64_epi128::<0x01>(a, b));
+            hi = _mm512_xor_si512(hi, _mm512_clmulepi64_epi128::<0x11>(a, b));
+        }
+        let mut acc = inner_product(&chi[wide..n], &v[wide..n]);
+        let lanes = |z| {
+            [
+                _mm512_extracti32x4_epi32::<0>(z),
+                _mm512_extracti32x4_epi32::<1>(z),
+                _mm512_extracti32x4_epi32::<2>(z),
+                _mm512_extracti32x4_epi32::<3>(z),
+            ]
+            .into_iter()
+            .fold(0u128, |sum, lane| sum ^ to_u128(lane))
+        };
+        acc.merge(Acc {
+            lo: lanes(lo),
+            mid: lanes(mid),
+            hi: lanes(hi),
+        });
+        acc
     }
 }
 
@@ -196,5 +248,37 @@ mod tests {
             .zip(&v)
             .fold(0, |acc, (c, w)| acc ^ mul_reference(*c, *w));
         assert_eq!(inner_product(&chi, &v).reduce(), expected);
+    }
+
+    #[test]
+    fn every_inner_product_matches_the_reference() {
+        let mut rng = crate::engine::aes::Prg::new([9; 16]);
+        for n in (0..14).chain([64, 1027]) {
+            let mut chi = vec![0u128; n];
+            let mut v = vec![0u128; n];
+            rng.fill(&mut chi);
+            rng.fill(&mut v);
+            let expected = chi
+                .iter()
+                .zip(&v)
+                .fold(0, |acc, (c, w)| acc ^ mul_reference(*c, *w));
+            assert_eq!(inner_product(&chi, &v).reduce(), expected, "{n} terms");
+            #[cfg(target_arch = "x86_64")]
+            {
+                if std::arch::is_x86_feature_detected!("pclmulqdq") {
+                    // SAFETY: the CPU supports PCLMULQDQ.
+                    let narrow = unsafe { x86::inner_product(&chi, &v) };
+                    assert_eq!(narrow.reduce(), expected, "{n} terms, PCLMULQDQ");
+                }
+                if std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("vpclmulqdq")
+                    && std::arch::is_x86_feature_detected!("pclmulqdq")
+                {
+                    // SAFETY: the CPU supports AVX-512F and (V)PCLMULQDQ.
+                    let wide = unsafe { x86::inner_product_wide(&chi, &v) };
+                    assert_eq!(wide.reduce(), expected, "{n} terms, VPCLMULQDQ");
+                }
+            }
+        }
     }
 }
