@@ -7,7 +7,7 @@ use rayon::prelude::*;
 use super::Layout;
 use crate::engine::aes::Prg;
 use crate::engine::preprocess::ot::abit::ABits;
-use crate::engine::preprocess::ot::common::get_bit;
+use crate::engine::preprocess::ot::common::{get_bit, mask};
 use crate::engine::share::{AuthBits, Block};
 
 /// Which leaky triples make up each bucket. The ℓ·B triples are B layers of ℓ (layer c
@@ -162,9 +162,7 @@ pub(super) fn gather(
                     if c > 0 {
                         // Index of this difference within the group.
                         let idx = i * per_diff + c - 1;
-                        if y0 ^ ab.bit(ty) {
-                            d_mine[idx / 128] |= 1 << (idx % 128);
-                        }
+                        d_mine[idx / 128] |= u128::from(y0 ^ ab.bit(ty)) << (idx % 128);
                         for s in 0..m {
                             mac_diffs[idx * m + s] = ab.macs[s][y0t] ^ ab.macs[s][ty];
                             keydiffs[idx * m + s] = ab.keys[s][y0t] ^ ab.keys[s][ty];
@@ -209,13 +207,12 @@ pub(super) fn fold_differences(
                 let c_mk = &mut mk[2 * w..3 * w];
                 for c in 1..b_size {
                     let idx = k * (b_size - 1) + c - 1;
-                    if get_bit(d, idx) {
-                        let tx = layout.x(buckets.triple(k, c));
-                        bits[2] ^= ab.bit(tx);
-                        for s in 0..m {
-                            c_mk[s] ^= ab.macs[s][tx];
-                            c_mk[m + s] ^= ab.keys[s][tx];
-                        }
+                    let fold = get_bit(d, idx);
+                    let (tx, sel) = (layout.x(buckets.triple(k, c)), mask(fold));
+                    bits[2] ^= fold & ab.bit(tx);
+                    for s in 0..m {
+                        c_mk[s] ^= sel & ab.macs[s][tx];
+                        c_mk[m + s] ^= sel & ab.keys[s][tx];
                     }
                 }
             }

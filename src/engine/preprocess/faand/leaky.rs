@@ -9,7 +9,7 @@ use super::Layout;
 use crate::engine::PARTY_BITS;
 use crate::engine::aes::Prg;
 use crate::engine::preprocess::ot::abit::ABits;
-use crate::engine::preprocess::ot::common::{Tccr, get_bit};
+use crate::engine::preprocess::ot::common::{Tccr, get_bit, mask};
 use crate::engine::preprocess::ot::gf::{self, Acc};
 use crate::engine::share::Block;
 
@@ -108,7 +108,7 @@ impl Work {
     #[inline(always)]
     fn phi(&self, t: usize) -> Block {
         let (ab, y) = (&self.ab, self.layout.y(t));
-        let mut v = if ab.bit(y) { self.delta } else { 0 };
+        let mut v = mask(ab.bit(y)) & self.delta;
         for s in 0..self.others.len() {
             v ^= ab.keys[s][y] ^ ab.macs[s][y];
         }
@@ -158,9 +158,7 @@ impl Work {
                             let low = h0 & 1 == 1;
                             let bit = low ^ (h1 & 1 == 1) ^ self.ab.bit(layout.y(t));
                             half_bits[i / 8] |= u8::from(bit) << (i % 8);
-                            if low {
-                                v_bits[i / 128] ^= 1 << (i % 128);
-                            }
+                            v_bits[i / 128] ^= u128::from(low) << (i % 128);
                             // Only the projected bits of `acc` enter the check.
                             acc[i] ^= h0;
                             let u = project(h0 ^ h1 ^ self.phi(t));
@@ -200,16 +198,11 @@ impl Work {
                     }
                     tccr.hash(&mut sc.buf, &sc.tweaks, &mut sc.hashed);
                     for (i, t) in (start..end).enumerate() {
-                        let mut g = sc.buf[i];
-                        let mut bit = g & 1 == 1;
-                        if ab.bit(layout.x(t)) {
-                            bit ^= (ha[t / 8] >> (t % 8)) & 1 == 1;
-                            g ^= read_u(us, t);
-                        }
-                        if bit {
-                            v_bits[i / 128] ^= 1 << (i % 128);
-                        }
-                        acc[i] ^= g;
+                        let x = ab.bit(layout.x(t));
+                        let half = (ha[t / 8] >> (t % 8)) & 1 == 1;
+                        let bit = (sc.buf[i] & 1 == 1) ^ (x & half);
+                        v_bits[i / 128] ^= u128::from(bit) << (i % 128);
+                        acc[i] ^= sc.buf[i] ^ (mask(x) & read_u(us, t));
                     }
                 });
         }
@@ -228,10 +221,8 @@ impl Work {
                 let start = tile * TILE;
                 for t in start..(start + TILE).min(big_l) {
                     let z = get_bit(v_bits, t) ^ (ab.bit(layout.x(t)) & ab.bit(layout.y(t)));
-                    if z ^ ab.bit(layout.r(t)) {
-                        let i = t - start;
-                        e[i / 128] |= 1 << (i % 128);
-                    }
+                    let i = t - start;
+                    e[i / 128] |= u128::from(z ^ ab.bit(layout.r(t))) << (i % 128);
                 }
             });
         // r ← z = r ⊕ e, only where e is set.
@@ -259,10 +250,8 @@ impl Work {
             .for_each(|(tile, keys)| {
                 for (i, triple) in keys.chunks_exact_mut(3).enumerate() {
                     let t = tile * TILE + i;
-                    if (e[t / 8] >> (t % 8)) & 1 == 1 {
-                        // The triple's r is its third aBit.
-                        triple[2] ^= delta;
-                    }
+                    // The triple's r is its third aBit.
+                    triple[2] ^= mask((e[t / 8] >> (t % 8)) & 1 == 1) & delta;
                 }
             });
     }
@@ -287,12 +276,8 @@ impl Work {
                     let t = start + i;
                     let r = layout.r(t);
                     let mut v = *v;
-                    if ab.bit(r) {
-                        v ^= delta;
-                    }
-                    if ab.bit(layout.x(t)) {
-                        v ^= self.phi(t);
-                    }
+                    v ^= mask(ab.bit(r)) & delta;
+                    v ^= mask(ab.bit(layout.x(t))) & self.phi(t);
                     for s in 0..m {
                         v ^= ab.keys[s][r] ^ ab.macs[s][r];
                     }

@@ -23,7 +23,7 @@ use bytes::Bytes;
 use rayon::prelude::*;
 use subtle::ConstantTimeEq;
 
-use super::common::{CoinToss, Ctx, get_bit, offload, read_block};
+use super::common::{CoinToss, Ctx, get_bit, mask, offload, read_block};
 use super::extension::{self, PairOt};
 use super::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
@@ -386,9 +386,7 @@ impl Extension {
                 chi_stream.fill(chi);
                 let (mut x_tilde, mut mac_acc, mut key_acc) = zero();
                 for (i, c) in chi.iter().enumerate() {
-                    if get_bit(&ab.bits, start + i) {
-                        x_tilde ^= c;
-                    }
+                    x_tilde ^= mask(get_bit(&ab.bits, start + i)) & c;
                 }
                 for s in 0..m {
                     mac_acc[s] = gf::inner_product(chi, &ab.macs[s][start..start + rows]);

@@ -90,7 +90,12 @@ fn transpose_columns(cols: &[Block], nb: usize, rows: &mut [Block], kernel: Kern
             let count = out.len() / 128;
             let mut lines = [0u128; 128 * LINE];
             for (l, line) in lines.chunks_exact_mut(LINE).enumerate() {
-                line[..count].copy_from_slice(&cols[l * nb + first..l * nb + first + count]);
+                // Element by element: a copy of at most four blocks, which `copy_from_slice`
+                // would hand to a `memmove` call.
+                let col = &cols[l * nb + first..l * nb + first + count];
+                for (to, from) in line.iter_mut().zip(col) {
+                    *to = *from;
+                }
             }
             for (j, out) in out.chunks_exact_mut(128).enumerate() {
                 // Word l of matrix first + j is block first + j of column l.
