@@ -87,22 +87,38 @@ pub async fn setup<C: Channel>(
 
 /// Folds the 2^k expansions in `buf` (leaf x at `x·nb`) into the k columns in `cols`
 /// (column j at `j·nb`: the XOR of the leaves with bit j set) and leaves the XOR of all
-/// leaves in `buf[..nb]`. Step j adds slot x + 2^j into slot x for every x whose bits
-/// 0..=j are 0: each slot then holds the sum over the leaves that agree with it above bit
-/// j. The sums stay in place (no slot is copied), so a tree costs 2^k − 1 passes of XORs.
+/// leaves in `buf[..nb]`. Position by position (as 64-bit words, which the compiler turns
+/// into vector lanes): the 2^k words of a position are loaded once and the k + 1 sums
+/// computed in registers, where folding leaf array into leaf array went through memory
+/// 2^k − 1 times (measured: about 3% of a 1M-AND run's CPU, 5% of its time).
 fn fold(buf: &mut [Block], nb: usize, cols: &mut [Block]) {
-    for (j, col) in cols.chunks_exact_mut(nb).enumerate() {
-        let step = 1 << j;
-        col.fill(0);
-        for x in (0..LEAVES).step_by(2 * step) {
-            // Split so that the loop runs on slices without bounds checks.
-            let (low, high) = buf.split_at_mut((x + step) * nb);
-            let (out, odd) = (&mut low[x * nb..(x + 1) * nb], &high[..nb]);
-            for ((o, &v), c) in out.iter_mut().zip(odd).zip(col.iter_mut()) {
-                *c ^= v;
-                *o ^= v;
-            }
-        }
+    const _: () = assert!(K == 4 && LEAVES == 16);
+    let words = 2 * nb;
+    let buf: &mut [u64] = bytemuck::cast_slice_mut(&mut buf[..LEAVES * nb]);
+    let cols: &mut [u64] = bytemuck::cast_slice_mut(&mut cols[..K * nb]);
+    let (first, others) = buf.split_at_mut(words);
+    let leaf: [&[u64]; LEAVES - 1] = std::array::from_fn(|x| &others[x * words..(x + 1) * words]);
+    let (c0, rest) = cols.split_at_mut(words);
+    let (c1, rest) = rest.split_at_mut(words);
+    let (c2, c3) = rest.split_at_mut(words);
+    for w in 0..words {
+        let v = |x: usize| leaf[x - 1][w];
+        let v0 = first[w];
+        // Sums over the leaves whose bit j is set, pairwise so that partial sums are shared.
+        let (p1, p3) = (v(1) ^ v(3), v(5) ^ v(7));
+        let (p9, p11) = (v(9) ^ v(11), v(13) ^ v(15));
+        let (q2, q6) = (v(2) ^ v(3), v(6) ^ v(7));
+        let (q10, q14) = (v(10) ^ v(11), v(14) ^ v(15));
+        let odd = p1 ^ p3 ^ p9 ^ p11;
+        let bit1 = q2 ^ q6 ^ q10 ^ q14;
+        let bit2 = v(4) ^ v(5) ^ q6 ^ v(12) ^ v(13) ^ q14;
+        let high = v(8) ^ v(9) ^ q10 ^ v(12) ^ v(13) ^ q14;
+        let even = v0 ^ v(2) ^ v(4) ^ v(6) ^ v(8) ^ v(10) ^ v(12) ^ v(14);
+        c0[w] = odd;
+        c1[w] = bit1;
+        c2[w] = bit2;
+        c3[w] = high;
+        first[w] = even ^ odd;
     }
 }
 
