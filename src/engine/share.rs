@@ -58,6 +58,13 @@ impl Slots {
     }
 }
 
+/// `x` if `bit`, else 0, without a branch on `bit`: the bits that select are secret (share
+/// bits, Δ) or random (half of such branches would be mispredicted).
+#[inline]
+pub fn times(bit: bool, x: Block) -> Block {
+    x & (bit as Block).wrapping_neg()
+}
+
 /// Packs bits, 8 per byte, least significant first.
 pub fn pack_bits(bits: impl IntoIterator<Item = bool>) -> Vec<u8> {
     let mut out = Vec::new();

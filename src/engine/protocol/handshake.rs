@@ -15,8 +15,8 @@ use super::PartyConfig;
 
 const MAGIC: &[u8; 4] = b"MPCh";
 /// Version 5: leaky triples bucketed by coin-tossed rotations of layers, one hash per key
-/// for the half AND and the leaky-AND check (4: half gates for
-/// two parties, 64-bit leaky-AND check values).
+/// for the half AND and the leaky-AND check (4: half gates for two parties, 64-bit
+/// leaky-AND check values).
 const VERSION: u8 = 5;
 /// The output parties as a bitmap of [`MAX_PARTIES`] bits.
 const OUTPUTS_LEN: usize = MAX_PARTIES / 8;

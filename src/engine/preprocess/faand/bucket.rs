@@ -7,8 +7,8 @@ use rayon::prelude::*;
 use super::Layout;
 use crate::engine::aes::Prg;
 use crate::engine::preprocess::ot::abit::ABits;
-use crate::engine::preprocess::ot::common::{get_bit, mask};
-use crate::engine::share::{AuthBits, Block};
+use crate::engine::preprocess::ot::common::get_bit;
+use crate::engine::share::{AuthBits, Block, times};
 
 /// Which leaky triples make up each bucket. The ℓ·B triples are B layers of ℓ (layer c
 /// holds triples c·ℓ .. (c+1)·ℓ); bucket k takes triple (k + s_c) mod ℓ of every layer c,
@@ -31,10 +31,9 @@ impl Buckets {
         let mut shifts = vec![0; bucket.max(1)];
         for shift in shifts.iter_mut().skip(1) {
             *shift = loop {
-                let mut word = [0u128; 1];
-                rng.fill(&mut word);
-                if word[0] < top {
-                    break (word[0] % bound) as usize;
+                let word = rng.block();
+                if word < top {
+                    break (word % bound) as usize;
                 }
             };
         }
@@ -208,11 +207,11 @@ pub(super) fn fold_differences(
                 for c in 1..b_size {
                     let idx = k * (b_size - 1) + c - 1;
                     let fold = get_bit(d, idx);
-                    let (tx, sel) = (layout.x(buckets.triple(k, c)), mask(fold));
+                    let tx = layout.x(buckets.triple(k, c));
                     bits[2] ^= fold & ab.bit(tx);
                     for s in 0..m {
-                        c_mk[s] ^= sel & ab.macs[s][tx];
-                        c_mk[m + s] ^= sel & ab.keys[s][tx];
+                        c_mk[s] ^= times(fold, ab.macs[s][tx]);
+                        c_mk[m + s] ^= times(fold, ab.keys[s][tx]);
                     }
                 }
             }

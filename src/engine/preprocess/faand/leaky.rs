@@ -9,9 +9,9 @@ use super::Layout;
 use crate::engine::PARTY_BITS;
 use crate::engine::aes::Prg;
 use crate::engine::preprocess::ot::abit::ABits;
-use crate::engine::preprocess::ot::common::{Tccr, get_bit, mask};
+use crate::engine::preprocess::ot::common::{Tccr, get_bit};
 use crate::engine::preprocess::ot::gf::{self, Acc};
-use crate::engine::share::Block;
+use crate::engine::share::{Block, bit_at, times};
 
 /// Triples hashed per tile (keeps the scratch buffers in cache). A multiple of 128, so that
 /// tiles own whole blocks of the packed bit vectors and whole bytes of the messages.
@@ -108,7 +108,7 @@ impl Work {
     #[inline(always)]
     fn phi(&self, t: usize) -> Block {
         let (ab, y) = (&self.ab, self.layout.y(t));
-        let mut v = mask(ab.bit(y)) & self.delta;
+        let mut v = times(ab.bit(y), self.delta);
         for s in 0..self.others.len() {
             v ^= ab.keys[s][y] ^ ab.macs[s][y];
         }
@@ -199,10 +199,9 @@ impl Work {
                     tccr.hash(&mut sc.buf, &sc.tweaks, &mut sc.hashed);
                     for (i, t) in (start..end).enumerate() {
                         let x = ab.bit(layout.x(t));
-                        let half = (ha[t / 8] >> (t % 8)) & 1 == 1;
-                        let bit = (sc.buf[i] & 1 == 1) ^ (x & half);
+                        let bit = (sc.buf[i] & 1 == 1) ^ (x & bit_at(ha, t));
                         v_bits[i / 128] ^= u128::from(bit) << (i % 128);
-                        acc[i] ^= sc.buf[i] ^ (mask(x) & read_u(us, t));
+                        acc[i] ^= sc.buf[i] ^ times(x, read_u(us, t));
                     }
                 });
         }
@@ -251,7 +250,7 @@ impl Work {
                 for (i, triple) in keys.chunks_exact_mut(3).enumerate() {
                     let t = tile * TILE + i;
                     // The triple's r is its third aBit.
-                    triple[2] ^= mask((e[t / 8] >> (t % 8)) & 1 == 1) & delta;
+                    triple[2] ^= times(bit_at(e, t), delta);
                 }
             });
     }
@@ -276,8 +275,8 @@ impl Work {
                     let t = start + i;
                     let r = layout.r(t);
                     let mut v = *v;
-                    v ^= mask(ab.bit(r)) & delta;
-                    v ^= mask(ab.bit(layout.x(t))) & self.phi(t);
+                    v ^= times(ab.bit(r), delta);
+                    v ^= times(ab.bit(layout.x(t)), self.phi(t));
                     for s in 0..m {
                         v ^= ab.keys[s][r] ^ ab.macs[s][r];
                     }

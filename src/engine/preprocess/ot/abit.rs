@@ -23,13 +23,13 @@ use bytes::Bytes;
 use rayon::prelude::*;
 use subtle::ConstantTimeEq;
 
-use super::common::{CoinToss, Ctx, get_bit, mask, offload, read_block};
+use super::common::{CoinToss, Ctx, get_bit, offload, read_block};
 use super::extension::{self, PairOt};
 use super::gf::{self, Acc};
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
 use crate::engine::aes::Prg;
-use crate::engine::share::Block;
+use crate::engine::share::{Block, times};
 
 /// Random bits sacrificed per batch to mask the consistency-check values (≥ κ + ρ).
 pub const SACRIFICE: usize = 256;
@@ -386,7 +386,7 @@ impl Extension {
                 chi_stream.fill(chi);
                 let (mut x_tilde, mut mac_acc, mut key_acc) = zero();
                 for (i, c) in chi.iter().enumerate() {
-                    x_tilde ^= mask(get_bit(&ab.bits, start + i)) & c;
+                    x_tilde ^= times(get_bit(&ab.bits, start + i), *c);
                 }
                 for s in 0..m {
                     mac_acc[s] = gf::inner_product(chi, &ab.macs[s][start..start + rows]);

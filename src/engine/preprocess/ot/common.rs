@@ -338,14 +338,6 @@ pub fn get_bit(words: &[Block], i: usize) -> bool {
     (words[i / 128] >> (i % 128)) & 1 == 1
 }
 
-/// All ones when `bit` is set, zero otherwise: selects a block without a branch. The bits
-/// that decide are random or secret, so a branch would be mispredicted half the time (and
-/// its timing would depend on them).
-#[inline]
-pub fn mask(bit: bool) -> Block {
-    0u128.wrapping_sub(bit as u128)
-}
-
 /// Sets bit `i` of a packed-bit vector of blocks to `v`.
 #[inline]
 pub fn set_bit(words: &mut [Block], i: usize, v: bool) {

@@ -44,7 +44,7 @@ use super::transpose::transpose_into;
 use crate::channel::{Channel, Phase};
 use crate::engine::EngineError;
 use crate::engine::aes::Prg;
-use crate::engine::share::Block;
+use crate::engine::share::{Block, times};
 
 /// Bytes of the correction message for `rows` rows (a multiple of 128): κ/k bits per row.
 pub fn message_len(rows: usize) -> usize {
@@ -87,8 +87,8 @@ pub async fn setup<C: Channel>(
 
 /// Folds the 2^k expansions in `buf` (leaf x at `x·nb`) into the k columns in `cols`
 /// (column j at `j·nb`: the XOR of the leaves with bit j set) and leaves the XOR of all
-/// leaves in `buf[..nb]`. Position by position (as 64-bit words, which the compiler turns
-/// into vector lanes): the 2^k words of a position are loaded once and the k + 1 sums
+/// leaves in `buf[..nb]`. Position by position (as 64-bit words, which the compiler pairs in
+/// SSE2 registers): the 2^k words of a position are loaded once and the k + 1 sums
 /// computed in registers, where folding leaf array into leaf array went through memory
 /// 2^k − 1 times (measured: about 3% of a 1M-AND run's CPU, 5% of its time).
 fn fold(buf: &mut [Block], nb: usize, cols: &mut [Block]) {
@@ -190,10 +190,10 @@ impl PairOt {
                 });
                 let corrections = &c[16 * i * nb..16 * (i + 1) * nb];
                 for (j, col) in tree_cols.chunks_exact_mut(nb).enumerate() {
-                    // All ones when bit ik+j of Δ is set: no branch on Δ.
-                    let mask = 0u128.wrapping_sub((delta >> (i * K + j)) & 1);
+                    // No branch on Δ.
+                    let bit = (delta >> (i * K + j)) & 1 == 1;
                     for (q, bytes) in col.iter_mut().zip(corrections.chunks_exact(16)) {
-                        *q ^= read_block(bytes, 0).unwrap_or(0) & mask;
+                        *q ^= times(bit, read_block(bytes, 0).unwrap_or(0));
                     }
                 }
             });

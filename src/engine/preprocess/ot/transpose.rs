@@ -44,29 +44,39 @@ enum Kernel {
 }
 
 impl Kernel {
-    /// The fastest kernel this CPU can run.
-    fn best() -> Self {
-        Self::available().last().copied().unwrap_or(Self::Portable)
-    }
-
-    /// Every kernel this CPU can run, slowest first.
-    fn available() -> Vec<Self> {
-        #[allow(unused_mut)]
-        let mut out = vec![Self::Portable];
+    /// Every kernel, fastest first.
+    const ALL: &[Kernel] = &[
         #[cfg(target_arch = "x86_64")]
-        {
-            if std::arch::is_x86_feature_detected!("avx2") {
-                out.push(Self::Avx2);
-            }
-            if std::arch::is_x86_feature_detected!("avx512f")
-                && std::arch::is_x86_feature_detected!("avx512bw")
-                && std::arch::is_x86_feature_detected!("avx512vbmi")
-                && std::arch::is_x86_feature_detected!("gfni")
-            {
-                out.push(Self::Gfni);
+        Kernel::Gfni,
+        #[cfg(target_arch = "x86_64")]
+        Kernel::Avx2,
+        Kernel::Portable,
+    ];
+
+    /// Whether this CPU can run the kernel.
+    fn supported(self) -> bool {
+        match self {
+            Kernel::Portable => true,
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Avx2 => std::arch::is_x86_feature_detected!("avx2"),
+            #[cfg(target_arch = "x86_64")]
+            Kernel::Gfni => {
+                std::arch::is_x86_feature_detected!("avx512f")
+                    && std::arch::is_x86_feature_detected!("avx512bw")
+                    && std::arch::is_x86_feature_detected!("avx512vbmi")
+                    && std::arch::is_x86_feature_detected!("gfni")
             }
         }
-        out
+    }
+
+    /// The fastest kernel this CPU can run.
+    fn best() -> Self {
+        Self::available().next().unwrap_or(Kernel::Portable)
+    }
+
+    /// Every kernel this CPU can run, fastest first.
+    fn available() -> impl Iterator<Item = Kernel> {
+        Self::ALL.iter().copied().filter(|k| k.supported())
     }
 }
 

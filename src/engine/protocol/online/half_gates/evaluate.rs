@@ -4,10 +4,9 @@ use bytes::Bytes;
 
 use super::super::Online;
 use super::super::evaluator::PendingChunk;
-use super::times;
 use super::wave::{Side, Wave, walk};
 use crate::engine::EngineError;
-use crate::engine::share::{AuthBits, Block, MacDigest, bit_at, block_at, pack_bits};
+use crate::engine::share::{AuthBits, Block, MacDigest, bit_at, block_at, pack_bits, times};
 
 /// The evaluator's side of a chunk.
 struct Evaluator<'s, 'm> {

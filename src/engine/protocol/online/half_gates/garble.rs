@@ -5,9 +5,9 @@ use garble_lang::register_circuit::Inst;
 
 use super::super::Online;
 use super::wave::{Side, Wave, walk};
-use super::{Garbled, KEPT, message_len, times};
+use super::{Garbled, KEPT, message_len};
 use crate::engine::EngineError;
-use crate::engine::share::{AuthBits, Block};
+use crate::engine::share::{AuthBits, Block, times};
 
 /// G's part of [λ]·Δ_G for a share with bit `bit` and MAC/key pair `mk` (two parties).
 #[inline]

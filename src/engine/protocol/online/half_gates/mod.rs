@@ -65,13 +65,6 @@ use wave::{Side, walk};
 
 pub(crate) use wave::Wave;
 
-/// `x` if `bit`, else 0, without a branch on `bit`: share bits are secret, the masked
-/// values are not.
-#[inline]
-fn times(bit: bool, x: Block) -> Block {
-    x & (bit as Block).wrapping_neg()
-}
-
 /// Bytes of the garbler's message for `gates` AND gates: G_0 and G_1 of every gate, then the
 /// gates' d bits, packed.
 pub(super) fn message_len(gates: usize) -> usize {
